@@ -1,0 +1,270 @@
+"""The self-description an exported policy carries: ``metadata_props["robopg"]`` holds one JSON document.
+
+Written by ``robopg export`` (via ``PolicyMetadata(...).to_json()``), read by ``Controller.load``
+(via ``PolicyMetadata.from_json``). The JSON document, format version 1::
+
+    {
+      "format_version": 1,
+      "task": "FetchReachDense-v4",
+      "algorithm": "ppo",
+      "observation_layout": [["observation", 25], ["achieved_goal", 3], ["desired_goal", 3]],
+      "action_low": [-1.0, -1.0, -1.0, -1.0],
+      "action_high": [1.0, 1.0, 1.0, 1.0],
+      "control_rate_hz": 25.0,
+      "training_steps": 50000,
+      "seed": 0,
+      "randomization": {...the randomisation spec as data...},
+      "robopg_version": "0.1.0",
+      "parity_max_abs_diff": 3.2e-07,
+      "exported_at": "2025-01-31T12:00:00+00:00"
+    }
+
+Keys not listed above are ignored, so a later robopg may add fields without bumping the format
+version; removing or changing the meaning of a field needs ``FORMAT_VERSION + 1``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from importlib import metadata as _dist_metadata
+from typing import Any
+
+from policies_export.errors import PolicyFileError
+
+FORMAT_VERSION = 1
+"""Version of the metadata document this code writes."""
+
+SUPPORTED_FORMAT_VERSIONS: tuple[int, ...] = (FORMAT_VERSION,)
+"""Versions this runtime reads."""
+
+METADATA_KEY = "robopg"
+"""Key in the ONNX ``metadata_props`` that holds the JSON document."""
+
+_REEXPORT_FIX = "re-export the policy with `robopg export RUN_DIR --out FILE`"
+
+
+@dataclass(frozen=True)
+class PolicyMetadata:
+    """Everything the robot side needs to know about a policy, beyond the graph itself.
+
+    Field types and constraints are checked at construction, so an exporter cannot write, and a
+    runtime cannot load, metadata that disagrees with itself.
+    """
+
+    format_version: int
+    """Version of this document's format; must be in ``SUPPORTED_FORMAT_VERSIONS``."""
+    task: str
+    """Gymnasium id the policy was trained on, e.g. ``"FetchReachDense-v4"``."""
+    algorithm: str
+    """Training algorithm, e.g. ``"ppo"``."""
+    observation_layout: tuple[tuple[str, int], ...]
+    """Named fields of the flat observation, in order: ``(("observation", 25), ("achieved_goal", 3), ...)``."""
+    action_low: tuple[float, ...]
+    """Lower action bound per action dimension (finite)."""
+    action_high: tuple[float, ...]
+    """Upper action bound per action dimension (finite, >= action_low)."""
+    control_rate_hz: float
+    """Rate the policy was trained to be called at (env steps per second)."""
+    training_steps: int
+    """Environment steps of training behind this policy."""
+    seed: int
+    """Training seed."""
+    randomization: dict
+    """The domain-randomisation spec used in training, as a JSON object."""
+    robopg_version: str
+    """robopg version that exported the file."""
+    parity_max_abs_diff: float
+    """Max abs action difference torch vs onnxruntime, measured at export."""
+    exported_at: str
+    """Export time, ISO 8601."""
+
+    def __post_init__(self) -> None:
+        # Normalise containers (lists from JSON or from the exporter) to tuples, checking types as we go.
+        _check_int("format_version", self.format_version)
+        _check_str("task", self.task)
+        _check_str("algorithm", self.algorithm)
+        object.__setattr__(self, "observation_layout", _check_layout(self.observation_layout))
+        object.__setattr__(self, "action_low", _check_floats("action_low", self.action_low))
+        object.__setattr__(self, "action_high", _check_floats("action_high", self.action_high))
+        object.__setattr__(self, "control_rate_hz", _check_float("control_rate_hz", self.control_rate_hz))
+        _check_int("training_steps", self.training_steps)
+        _check_int("seed", self.seed)
+        if not isinstance(self.randomization, dict):
+            raise PolicyFileError(
+                f"metadata field 'randomization' must be a JSON object, got {type(self.randomization).__name__}"
+            )
+        _check_str("robopg_version", self.robopg_version)
+        object.__setattr__(
+            self, "parity_max_abs_diff", _check_float("parity_max_abs_diff", self.parity_max_abs_diff)
+        )
+        _check_str("exported_at", self.exported_at)
+
+        if len(self.action_low) != len(self.action_high):
+            raise PolicyFileError(
+                f"metadata has {len(self.action_low)} action_low values but {len(self.action_high)} "
+                "action_high values; they must have one value per action dimension"
+            )
+        if len(self.action_low) == 0:
+            raise PolicyFileError("metadata action bounds are empty; a policy needs at least one action")
+        for i, (lo, hi) in enumerate(zip(self.action_low, self.action_high, strict=True)):
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise PolicyFileError(
+                    f"metadata action bound {i} is [{lo}, {hi}]; bounds must be finite so the runtime can clip"
+                )
+            if lo > hi:
+                raise PolicyFileError(f"metadata action_low[{i}] = {lo} is above action_high[{i}] = {hi}")
+        if not (math.isfinite(self.control_rate_hz) and self.control_rate_hz > 0):
+            raise PolicyFileError(f"metadata control_rate_hz must be positive, got {self.control_rate_hz}")
+        if self.training_steps < 0:
+            raise PolicyFileError(f"metadata training_steps must be >= 0, got {self.training_steps}")
+        if not (math.isfinite(self.parity_max_abs_diff) and self.parity_max_abs_diff >= 0):
+            raise PolicyFileError(
+                f"metadata parity_max_abs_diff must be a finite number >= 0, got {self.parity_max_abs_diff}"
+            )
+
+    @property
+    def obs_dim(self) -> int:
+        """Length of the flat observation: the sum of the layout's field sizes."""
+        return sum(size for _, size in self.observation_layout)
+
+    @property
+    def act_dim(self) -> int:
+        """Number of action dimensions."""
+        return len(self.action_low)
+
+    def layout_str(self) -> str:
+        """The layout as ``"observation=25, achieved_goal=3, desired_goal=3"``, for messages."""
+        return ", ".join(f"{name}={size}" for name, size in self.observation_layout)
+
+    def to_json(self) -> str:
+        """The JSON document stored under ``metadata_props[METADATA_KEY]`` (strict JSON: no NaN/inf)."""
+        doc = {
+            "format_version": self.format_version,
+            "task": self.task,
+            "algorithm": self.algorithm,
+            "observation_layout": [[name, size] for name, size in self.observation_layout],
+            "action_low": list(self.action_low),
+            "action_high": list(self.action_high),
+            "control_rate_hz": self.control_rate_hz,
+            "training_steps": self.training_steps,
+            "seed": self.seed,
+            "randomization": self.randomization,
+            "robopg_version": self.robopg_version,
+            "parity_max_abs_diff": self.parity_max_abs_diff,
+            "exported_at": self.exported_at,
+        }
+        return json.dumps(doc, sort_keys=True, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "<metadata>") -> PolicyMetadata:
+        """Parse and validate a metadata document.
+
+        ``source`` (usually the policy file's path) prefixes every error message.
+        Raises ``PolicyFileError`` naming the problem and the fix.
+        """
+        try:
+            doc = json.loads(text, parse_constant=_reject_nonstandard_constant)
+        except ValueError as err:  # json.JSONDecodeError is a ValueError
+            raise PolicyFileError(
+                f"{source}: '{METADATA_KEY}' metadata is not valid JSON ({err}); {_REEXPORT_FIX}"
+            ) from None
+        if not isinstance(doc, dict):
+            raise PolicyFileError(
+                f"{source}: '{METADATA_KEY}' metadata must be a JSON object, got {type(doc).__name__}; "
+                f"{_REEXPORT_FIX}"
+            )
+
+        # The version decides which fields to expect, so it is checked before anything else.
+        if "format_version" not in doc:
+            raise PolicyFileError(
+                f"{source}: '{METADATA_KEY}' metadata has no 'format_version' field; {_REEXPORT_FIX}"
+            )
+        version = doc["format_version"]
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise PolicyFileError(
+                f"{source}: metadata field 'format_version' must be an integer, got {version!r}; {_REEXPORT_FIX}"
+            )
+        if version not in SUPPORTED_FORMAT_VERSIONS:
+            supported = ", ".join(str(v) for v in SUPPORTED_FORMAT_VERSIONS)
+            raise PolicyFileError(
+                f"{source}: policy format_version {version} is not supported; this runtime "
+                f"({_runtime_version()}) reads format_version {supported}. Upgrade robopg on the robot, "
+                "or re-export the policy with the robopg version installed here"
+            )
+
+        missing = [name for name in _FIELD_NAMES if name not in doc]
+        if missing:
+            raise PolicyFileError(
+                f"{source}: '{METADATA_KEY}' metadata is missing field(s) {', '.join(repr(m) for m in missing)}; "
+                f"{_REEXPORT_FIX}"
+            )
+        try:
+            return cls(**{name: doc[name] for name in _FIELD_NAMES})
+        except PolicyFileError as err:
+            raise PolicyFileError(f"{source}: {err}; {_REEXPORT_FIX}") from None
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(PolicyMetadata.__dataclass_fields__)
+
+
+def _runtime_version() -> str:
+    try:
+        return f"robopg {_dist_metadata.version('robopg')}"
+    except _dist_metadata.PackageNotFoundError:
+        return "robopg, version unknown"
+
+
+def _reject_nonstandard_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in strict JSON")
+
+
+def _check_int(field: str, value: Any) -> None:
+    # bool is an int subclass; `true` where a number belongs is a writer bug.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PolicyFileError(f"metadata field '{field}' must be an integer, got {value!r}")
+
+
+def _check_float(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PolicyFileError(f"metadata field '{field}' must be a number, got {value!r}")
+    return float(value)
+
+
+def _check_str(field: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise PolicyFileError(f"metadata field '{field}' must be a string, got {value!r}")
+
+
+def _check_floats(field: str, value: Any) -> tuple[float, ...]:
+    if not isinstance(value, list | tuple):
+        raise PolicyFileError(f"metadata field '{field}' must be a list of numbers, got {value!r}")
+    return tuple(_check_float(f"{field}[{i}]", v) for i, v in enumerate(value))
+
+
+def _check_layout(value: Any) -> tuple[tuple[str, int], ...]:
+    field = "observation_layout"
+    if not isinstance(value, list | tuple) or len(value) == 0:
+        raise PolicyFileError(
+            f"metadata field '{field}' must be a non-empty list of [name, size] pairs, got {value!r}"
+        )
+    layout: list[tuple[str, int]] = []
+    for i, entry in enumerate(value):
+        if not (isinstance(entry, list | tuple) and len(entry) == 2):
+            raise PolicyFileError(f"metadata field '{field}[{i}]' must be a [name, size] pair, got {entry!r}")
+        name, size = entry
+        if not isinstance(name, str) or not name:
+            raise PolicyFileError(
+                f"metadata field '{field}[{i}]' name must be a non-empty string, got {name!r}"
+            )
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise PolicyFileError(
+                f"metadata field '{field}[{i}]' ({name!r}) size must be a positive integer, got {size!r}"
+            )
+        if any(name == seen for seen, _ in layout):
+            raise PolicyFileError(
+                f"metadata field '{field}' names {name!r} twice; field names must be unique"
+            )
+        layout.append((name, size))
+    return tuple(layout)

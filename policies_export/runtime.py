@@ -1,0 +1,337 @@
+"""Robot-side policy runtime: load one exported ``.onnx`` file, validate it, and turn observations into
+actions, safely.
+
+    controller = Controller.load("policy.onnx")           # raises PolicyFileError if unusable
+    controller.reset()                                     # start of an episode
+    action = controller.act(obs)                           # (act_dim,) float32, always within bounds
+
+Two kinds of problems, handled differently:
+
+- *Wiring bugs* (observation of the wrong size, unknown or missing dict key) raise ``ObservationError``:
+  they are deterministic and must be fixed before the control loop runs.
+- *Runtime faults* (NaN/inf in an observation, e.g. a dropped sensor; a non-finite model output) never
+  raise: the controller returns its safe action and counts the event in ``stats``. An action outside the
+  bounds is clipped into them and counted.
+
+Safe action: ``"hold"`` repeats the last action returned (the neutral action if none yet this episode);
+``"zero"`` always returns the neutral action. The neutral action is zero clipped into the action
+bounds, i.e. "command nothing" for delta/velocity actions.
+
+Only numpy, onnxruntime and the standard library are imported here: this is what runs on the robot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnxruntime as ort
+
+from policies_export.errors import ObservationError, PolicyFileError
+from policies_export.metadata import METADATA_KEY, PolicyMetadata
+
+SafeAction = Literal["hold", "zero"]
+SAFE_ACTIONS: tuple[str, ...] = ("hold", "zero")
+
+INPUT_NAME = "obs"
+OUTPUT_NAME = "action"
+
+_REEXPORT_FIX = "re-export with `robopg export RUN_DIR --out FILE`"
+
+
+def _session_options() -> ort.SessionOptions:
+    """One thread, no spinning: a control tick must not compete with the robot's other real-time work,
+    and spinning threads burn a core between ticks for no latency gain at batch 1."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts
+
+
+class Controller:
+    """A validated policy plus the safety layer around it. Build with ``Controller.load(path)``.
+
+    One controller serves one control loop: ``act`` reuses a preallocated input buffer and keeps the
+    held action, so it is not safe to call from several threads at once (load one controller per loop).
+    """
+
+    def __init__(
+        self, session: ort.InferenceSession, metadata: PolicyMetadata, path: Path, safe_action: SafeAction
+    ) -> None:
+        """Prefer ``Controller.load``; this assumes ``session`` was already checked against ``metadata``."""
+        _check_safe_action(safe_action)
+        self.path = path
+        self.metadata = metadata
+        self.safe_action: SafeAction = safe_action
+        self.layout: tuple[tuple[str, int], ...] = metadata.observation_layout
+        self.obs_dim: int = metadata.obs_dim
+        self.act_dim: int = metadata.act_dim
+        self.action_low = np.asarray(metadata.action_low, dtype=np.float32)
+        self.action_high = np.asarray(metadata.action_high, dtype=np.float32)
+        self.action_low.flags.writeable = False
+        self.action_high.flags.writeable = False
+        # Zero clipped into the bounds: "command nothing" where the bounds allow it.
+        self.neutral_action = np.clip(np.zeros(self.act_dim, np.float32), self.action_low, self.action_high)
+        self.neutral_action.flags.writeable = False
+
+        self._session = session
+        # Preallocated once; act() writes into them instead of building arrays/dicts per tick.
+        self._obs_buf = np.empty((1, self.obs_dim), dtype=np.float32)
+        self._feed = {INPUT_NAME: self._obs_buf}
+        self._output_names = [OUTPUT_NAME]
+        self._field_views: tuple[tuple[str, int, np.ndarray], ...] = tuple(
+            (name, size, self._obs_buf[0, start : start + size])
+            for name, size, start in _field_offsets(self.layout)
+        )
+        self._held_action = self.neutral_action.copy()
+
+        self._ticks = 0
+        self._fallback_nonfinite_obs = 0
+        self._fallback_nonfinite_action = 0
+        self._consecutive_fallbacks = 0
+        self._clipped_actions = 0
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, path: str | Path, *, safe_action: SafeAction = "hold") -> Controller:
+        """Open and validate an exported policy file.
+
+        Raises ``PolicyFileError`` (naming the file, the problem and the fix) if the file is missing,
+        empty, not ONNX or truncated, has no robopg metadata, has an unsupported format version, or its
+        graph's ``obs``/``action`` shapes disagree with the metadata.
+        """
+        _check_safe_action(safe_action)
+        path = Path(path)
+        if not path.exists():
+            raise PolicyFileError(f"{path}: no such file; check the path (relative to {Path.cwd()})")
+        if not path.is_file():
+            raise PolicyFileError(f"{path}: is not a file; pass the path of the exported .onnx file")
+        if path.stat().st_size == 0:
+            raise PolicyFileError(f"{path}: file is empty; {_REEXPORT_FIX}")
+
+        # onnxruntime raises its own pybind classes (InvalidProtobuf, InvalidGraph, Fail, ...), which derive
+        # from Exception only; any of them means this file cannot run.
+        try:
+            session = ort.InferenceSession(
+                str(path), sess_options=_session_options(), providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:
+            raise PolicyFileError(
+                f"{path}: onnxruntime {ort.__version__} cannot load it: file is truncated or not ONNX "
+                f"(or needs a newer onnxruntime); {_REEXPORT_FIX} (onnxruntime said: {err})"
+            ) from None
+
+        custom = session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in custom:
+            raise PolicyFileError(
+                f"{path}: ONNX file has no '{METADATA_KEY}' metadata, so it was not written by robopg export "
+                f"(or the metadata was stripped); {_REEXPORT_FIX}"
+            )
+        metadata = PolicyMetadata.from_json(custom[METADATA_KEY], source=str(path))
+        _check_graph_signature(session, metadata, path)
+        return cls(session, metadata, path, safe_action)
+
+    # ------------------------------------------------------------------ acting
+
+    def act(self, obs: np.ndarray | list[float] | Mapping[str, np.ndarray | list[float]]) -> np.ndarray:
+        """One control tick: observation -> action within bounds.
+
+        obs: (obs_dim,) flat vector of any real dtype, or a dict keyed by the layout's field names, each
+             value of its field's size.
+        Returns: (act_dim,) float32 in [action_low, action_high]; a fresh array the caller may keep.
+        Raises ``ObservationError`` on a shape/key mismatch; never raises on NaN/inf values.
+        """
+        if isinstance(obs, Mapping):
+            self._fill_from_dict(obs)
+        else:
+            self._fill_from_flat(obs)
+        self._ticks += 1
+
+        # Casting to float32 above also turns values beyond float32 range into inf, caught here.
+        if not np.isfinite(self._obs_buf).all():
+            self._fallback_nonfinite_obs += 1
+            return self._safe_action()
+
+        action = self._session.run(self._output_names, self._feed)[0][0]
+        if not np.isfinite(action).all():
+            self._fallback_nonfinite_action += 1
+            return self._safe_action()
+
+        # The graph already clips; this is the last line of defence against a graph that does not.
+        if (action < self.action_low).any() or (action > self.action_high).any():
+            self._clipped_actions += 1
+            np.clip(action, self.action_low, self.action_high, out=action)
+
+        self._consecutive_fallbacks = 0
+        self._held_action[:] = action
+        return action
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Many observations at once (e.g. vectorised evaluation); does not touch the held action.
+
+        obs: (B, obs_dim) of any real dtype.
+        Returns: (B, act_dim) float32 within bounds. Rows with a non-finite observation or a non-finite
+        model output get the neutral action and are counted, as in ``act``.
+        """
+        obs_arr = np.asarray(obs)
+        _check_real_dtype(obs_arr)
+        if obs_arr.ndim != 2 or obs_arr.shape[1] != self.obs_dim:
+            raise ObservationError(
+                f"act_batch obs has shape {obs_arr.shape}, policy expects (B, {self.obs_dim}) "
+                f"(layout: {self.metadata.layout_str()})"
+            )
+        batch = np.ascontiguousarray(obs_arr, dtype=np.float32)
+        n_rows = batch.shape[0]
+        actions = np.empty((n_rows, self.act_dim), dtype=np.float32)
+        actions[:] = self.neutral_action
+        if n_rows == 0:
+            return actions
+        self._ticks += n_rows
+
+        finite_obs = np.isfinite(batch).all(axis=1)
+        self._fallback_nonfinite_obs += int(n_rows - finite_obs.sum())
+        if finite_obs.any():
+            out = self._session.run(self._output_names, {INPUT_NAME: batch[finite_obs]})[0]
+            finite_out = np.isfinite(out).all(axis=1)
+            self._fallback_nonfinite_action += int(out.shape[0] - finite_out.sum())
+            out = out[finite_out]
+            clipped = np.clip(out, self.action_low, self.action_high)
+            self._clipped_actions += int((clipped != out).any(axis=1).sum())
+            rows = np.flatnonzero(finite_obs)[finite_out]
+            actions[rows] = clipped
+        return actions
+
+    def reset(self) -> None:
+        """Start of an episode: forget the held action, so "hold" falls back to the neutral action."""
+        self._held_action[:] = self.neutral_action
+        self._consecutive_fallbacks = 0
+
+    @property
+    def stats(self) -> dict:
+        """Counters since load (not cleared by ``reset``); a snapshot, safe to keep or log.
+
+        ``ticks``: actions produced (act calls + act_batch rows, excluding calls that raised).
+        ``fallbacks``: safe actions returned, by reason (``nonfinite_obs``, ``nonfinite_action``).
+        ``consecutive_fallbacks``: act() fallbacks since the last model action, for a watchdog that stops
+        the robot after too many in a row.
+        ``clipped_actions``: model actions that had to be clipped into the bounds.
+        """
+        return {
+            "ticks": self._ticks,
+            "fallbacks": {
+                "nonfinite_obs": self._fallback_nonfinite_obs,
+                "nonfinite_action": self._fallback_nonfinite_action,
+            },
+            "consecutive_fallbacks": self._consecutive_fallbacks,
+            "clipped_actions": self._clipped_actions,
+        }
+
+    # ------------------------------------------------------------------ internals
+
+    def _safe_action(self) -> np.ndarray:
+        self._consecutive_fallbacks += 1
+        if self.safe_action == "hold":
+            return self._held_action.copy()
+        return self.neutral_action.copy()
+
+    def _fill_from_flat(self, obs: np.ndarray | list[float]) -> None:
+        flat = np.asarray(obs)
+        _check_real_dtype(flat)
+        if flat.ndim != 1:
+            raise ObservationError(
+                f"obs has shape {flat.shape}; act() takes a flat vector of {self.obs_dim} values "
+                f"(layout: {self.metadata.layout_str()}); use act_batch() for (B, {self.obs_dim})"
+            )
+        if flat.shape[0] != self.obs_dim:
+            raise ObservationError(
+                f"obs has {flat.shape[0]} values, policy expects {self.obs_dim} "
+                f"(layout: {self.metadata.layout_str()})"
+            )
+        self._obs_buf[0] = flat
+
+    def _fill_from_dict(self, obs: Mapping[str, np.ndarray | list[float]]) -> None:
+        for name, size, view in self._field_views:
+            if name not in obs:
+                raise ObservationError(
+                    f"obs dict is missing {name!r}; policy expects keys "
+                    f"{[n for n, _ in self.layout]} (layout: {self.metadata.layout_str()})"
+                )
+            value = np.asarray(obs[name])
+            _check_real_dtype(value, what=f"obs[{name!r}]")
+            if value.ndim > 1 or value.size != size:
+                raise ObservationError(
+                    f"obs[{name!r}] has shape {value.shape}, policy expects {size} values "
+                    f"(layout: {self.metadata.layout_str()})"
+                )
+            view[:] = value
+        # Every layout name is present, so a size mismatch means extra keys.
+        if len(obs) != len(self._field_views):
+            known = {n for n, _ in self.layout}
+            unknown = [k for k in obs if k not in known]
+            raise ObservationError(
+                f"obs dict has unknown key(s) {unknown}; policy expects exactly "
+                f"{[n for n, _ in self.layout]} (layout: {self.metadata.layout_str()})"
+            )
+
+
+def _check_graph_signature(session: ort.InferenceSession, metadata: PolicyMetadata, path: Path) -> None:
+    """The graph must take ``obs`` float32 [batch, obs_dim] and give ``action`` float32 [batch, act_dim],
+    with the sizes the metadata promises and a dynamic batch dimension."""
+    inputs = session.get_inputs()
+    if [i.name for i in inputs] != [INPUT_NAME]:
+        raise PolicyFileError(
+            f"{path}: graph inputs are {[i.name for i in inputs]}, robopg policies have exactly one input "
+            f"named '{INPUT_NAME}'; {_REEXPORT_FIX}"
+        )
+    outputs = {o.name: o for o in session.get_outputs()}
+    if OUTPUT_NAME not in outputs:
+        raise PolicyFileError(
+            f"{path}: graph outputs are {list(outputs)}, robopg policies have an output named "
+            f"'{OUTPUT_NAME}'; {_REEXPORT_FIX}"
+        )
+    for arg, expected_dim, meta_field in (
+        (inputs[0], metadata.obs_dim, f"obs_dim {metadata.obs_dim} (layout: {metadata.layout_str()})"),
+        (outputs[OUTPUT_NAME], metadata.act_dim, f"act_dim {metadata.act_dim} (len(action_low))"),
+    ):
+        if arg.type != "tensor(float)":
+            raise PolicyFileError(
+                f"{path}: graph '{arg.name}' is {arg.type}, expected tensor(float); {_REEXPORT_FIX}"
+            )
+        shape = arg.shape
+        if len(shape) != 2 or shape[1] != expected_dim:
+            raise PolicyFileError(
+                f"{path}: graph '{arg.name}' has shape {shape}, but the metadata says {meta_field}, "
+                f"so expected [batch, {expected_dim}]; graph and metadata disagree, {_REEXPORT_FIX}"
+            )
+        if isinstance(shape[0], int):
+            raise PolicyFileError(
+                f"{path}: graph '{arg.name}' has a fixed batch dimension {shape[0]}; robopg policies have a "
+                f"dynamic batch dimension; {_REEXPORT_FIX}"
+            )
+
+
+def _field_offsets(layout: tuple[tuple[str, int], ...]) -> list[tuple[str, int, int]]:
+    """(name, size, start index in the flat observation) for each layout field."""
+    offsets, start = [], 0
+    for name, size in layout:
+        offsets.append((name, size, start))
+        start += size
+    return offsets
+
+
+def _check_safe_action(safe_action: str) -> None:
+    if safe_action not in SAFE_ACTIONS:
+        raise ValueError(f"safe_action must be one of {SAFE_ACTIONS}, got {safe_action!r}")
+
+
+def _check_real_dtype(arr: np.ndarray, what: str = "obs") -> None:
+    # Strings, objects and bools are wiring bugs; a float cast would hide or mangle them.
+    if arr.dtype.kind not in "fiu":
+        raise ObservationError(f"{what} has dtype {arr.dtype}, expected real numbers (float or int)")

@@ -1,0 +1,167 @@
+"""Export a trained run to one self-describing ONNX file, and refuse to write one that disagrees with torch.
+
+The graph maps raw observations to robot actions: normaliser -> actor MLP mean -> clip to [-1, 1] -> affine map
+onto the action bounds. Its ``metadata_props["robopg"]`` is the JSON of ``policies_export.PolicyMetadata``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+import envs
+import robopg
+from policies_export import FORMAT_VERSION, METADATA_KEY, Controller, PolicyMetadata
+from robopg.checkpoint import FINAL, LATEST, atomic_write_bytes, load_checkpoint
+from robopg.config import TrainConfig
+from robopg.modules.actor_critic import GaussianActorCritic
+from robopg.trainer import build_policy
+
+PARITY_TOLERANCE = 1e-5
+OPSET = 17
+
+
+class ExportError(RuntimeError):
+    """Export refused to write a file (parity above tolerance, bad run directory)."""
+
+
+class DeployedPolicy(nn.Module):
+    """What runs on the robot: raw obs (B, obs_dim) -> deterministic action in bounds (B, act_dim)."""
+
+    def __init__(self, policy: GaussianActorCritic) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.policy.deterministic_action(obs)
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: Path
+    parity_max_abs_diff: float
+    num_observations: int
+    metadata: PolicyMetadata
+
+
+def find_checkpoint(run_dir: Path) -> Path:
+    """final.pt if training finished, else the latest periodic checkpoint; a .pt path is taken as is."""
+    if run_dir.is_file():
+        return run_dir
+    for name in (FINAL, LATEST):
+        if (run_dir / name).is_file():
+            return run_dir / name
+    raise ExportError(f"{run_dir} holds no checkpoint ({FINAL} or {LATEST}); pass the --out directory of robopg train")
+
+
+def load_trained_policy(run_dir: Path) -> tuple[GaussianActorCritic, dict]:
+    """The policy of a run (eval mode) and its checkpoint state."""
+    state = load_checkpoint(find_checkpoint(run_dir))
+    cfg = TrainConfig.from_dict(state["config"], source=f"{run_dir} checkpoint")
+    policy = build_policy(cfg, state["task"])
+    policy.load_state_dict(state["policy"])
+    policy.eval()
+    return policy, state
+
+
+@torch.no_grad()
+def record_observations(policy: GaussianActorCritic, task: str, randomization: str, num: int, seed: int) -> np.ndarray:
+    """Observations the policy meets on the task (stochastic actions, for coverage): (>= num, obs_dim) float32."""
+    num_envs = 8
+    env = envs.make_vec(task, num_envs, seed=seed, randomization=randomization)
+    try:
+        obs, _ = env.reset(seed=seed)
+        recorded = [obs]
+        for _ in range(-(-num // num_envs) - 1):
+            actions, *_ = policy.act(torch.from_numpy(obs))
+            obs, *_ = env.step(policy.to_env_action(actions).numpy())
+            recorded.append(obs)
+    finally:
+        env.close()
+    return np.concatenate(recorded).astype(np.float32)
+
+
+def to_onnx_bytes(policy: GaussianActorCritic) -> bytes:
+    module = DeployedPolicy(policy).eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript exporter (dynamo=False) is deprecated in favour of torch.export, which needs onnxscript
+        # and is slower; for an MLP both give the same graph, and the parity check below guards the result.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, (torch.zeros(1, policy.obs_dim),), buffer, input_names=["obs"], output_names=["action"],
+            dynamic_axes={"obs": {0: "batch"}, "action": {0: "batch"}}, opset_version=OPSET, dynamo=False,
+        )
+    return buffer.getvalue()
+
+
+def max_abs_diff(path: Path, policy: GaussianActorCritic, observations: np.ndarray) -> float:
+    """Largest |torch - onnxruntime| over the observations, through the robot's own Controller."""
+    with torch.no_grad():
+        expected = policy.deterministic_action(torch.from_numpy(observations)).numpy()
+    got = Controller.load(path).act_batch(observations)
+    return float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))
+
+
+def export_policy(
+    run_dir: str | Path, out: str | Path, num_observations: int = 1024, tolerance: float = PARITY_TOLERANCE
+) -> ExportReport:
+    """Write ``out`` (atomically) from the run's checkpoint; raise ExportError if parity exceeds tolerance."""
+    run_dir, out = Path(run_dir), Path(out)
+    policy, state = load_trained_policy(run_dir)
+    cfg = TrainConfig.from_dict(state["config"])
+    facts = state["task"]
+    observations = record_observations(
+        policy, facts["task"], cfg.env.randomization, num_observations, seed=cfg.run.seed + 104_729
+    )
+    model = onnx.load_from_string(to_onnx_bytes(policy))
+
+    def metadata_with(parity: float) -> PolicyMetadata:
+        return PolicyMetadata(
+            format_version=FORMAT_VERSION,
+            task=facts["task"],
+            algorithm=state["algorithm"],
+            observation_layout=tuple((name, int(size)) for name, size in facts["layout"]),
+            action_low=tuple(facts["action_low"]),
+            action_high=tuple(facts["action_high"]),
+            control_rate_hz=1.0 / facts["control_dt"],
+            training_steps=int(state["global_step"]),
+            seed=cfg.run.seed,
+            randomization=envs.load_spec(cfg.env.randomization).to_dict(),
+            robopg_version=robopg.__version__,
+            parity_max_abs_diff=parity,
+            exported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
+
+    def write(metadata: PolicyMetadata) -> None:
+        del model.metadata_props[:]
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, metadata.to_json()
+        onnx.checker.check_model(model, full_check=True)
+        atomic_write_bytes(out, lambda f: f.write(model.SerializeToString()))
+
+    # Measure through the file the robot will load, then record the figure in it. The graph does not change
+    # when the metadata does, so the figure stays true; a second measurement checks that.
+    write(metadata_with(float("nan")))
+    parity = max_abs_diff(out, policy, observations)
+    if not parity <= tolerance:
+        out.unlink(missing_ok=True)
+        raise ExportError(
+            f"onnxruntime output differs from torch by {parity:.3g} (> {tolerance:g}) on {len(observations)} "
+            f"recorded observations; no file written. Check for unsupported ops or extreme normaliser statistics."
+        )
+    metadata = metadata_with(parity)
+    write(metadata)
+    recheck = max_abs_diff(out, policy, observations)
+    if recheck != parity:
+        out.unlink(missing_ok=True)
+        raise ExportError(f"parity changed from {parity:.3g} to {recheck:.3g} after writing metadata; file removed")
+    return ExportReport(out, parity, len(observations), metadata)

@@ -1,0 +1,96 @@
+"""Gaussian actor-critic: MLP mean, state-independent log-std, separate MLP critic, normaliser inside.
+
+The policy acts in a normalised action space: ``u ~ N(mu(x), sigma)``; the robot receives
+``clip(u, -1, 1)`` mapped affinely onto its bounds [low, high]. Log-probabilities are of the unclipped u,
+so the policy gradient is that of the Gaussian the lecture writes down.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from robopg.config import Activation, PolicyConfig
+from robopg.distributions import gaussian_entropy, gaussian_log_prob
+from robopg.modules.normalizer import RunningNormalizer
+
+_ACTIVATIONS: dict[Activation, type[nn.Module]] = {
+    Activation.TANH: nn.Tanh,
+    Activation.ELU: nn.ELU,
+    Activation.RELU: nn.ReLU,
+}
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: Activation, out_gain: float) -> nn.Sequential:
+    """MLP with orthogonal init: gain sqrt(2) on hidden layers, ``out_gain`` on the output, zero biases."""
+    layers: list[nn.Module] = []
+    sizes = [in_dim, *hidden]
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(a, b), _ACTIVATIONS[activation]()]
+    layers.append(nn.Linear(sizes[-1], out_dim))
+    linears = [m for m in layers if isinstance(m, nn.Linear)]
+    for i, layer in enumerate(linears):
+        nn.init.orthogonal_(layer.weight, gain=out_gain if i == len(linears) - 1 else math.sqrt(2.0))
+        nn.init.zeros_(layer.bias)
+    return nn.Sequential(*layers)
+
+
+class GaussianActorCritic(nn.Module):
+    """pi(u | x) = N(mu_theta(norm(x)), diag(exp(log_std))^2) and V_phi(norm(x)).
+
+    Shapes: obs (B, obs_dim) raw; actions (B, act_dim) in the normalised space; values (B,).
+    """
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, action_low: np.ndarray, action_high: np.ndarray, cfg: PolicyConfig
+    ) -> None:
+        super().__init__()
+        low = np.asarray(action_low, dtype=np.float32).reshape(act_dim)
+        high = np.asarray(action_high, dtype=np.float32).reshape(act_dim)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
+            raise ValueError(
+                f"action bounds must be finite with low < high, got low={low}, high={high}; "
+                "robopg needs a bounded Box action space"
+            )
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.normalizer = RunningNormalizer(obs_dim, clip=cfg.obs_clip)
+        self.actor = mlp(obs_dim, cfg.hidden_sizes, act_dim, cfg.activation, out_gain=0.01)
+        self.critic = mlp(obs_dim, cfg.hidden_sizes, 1, cfg.activation, out_gain=1.0)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(cfg.init_log_std)))
+        self.register_buffer("action_low", torch.from_numpy(low))
+        self.register_buffer("action_high", torch.from_numpy(high))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw obs (B, obs_dim) -> (action mean (B, act_dim), value (B,))."""
+        x = self.normalizer(obs)
+        return self.actor(x), self.critic(x).squeeze(-1)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(x): (B,)."""
+        return self.critic(self.normalizer(obs)).squeeze(-1)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample u ~ pi(. | x). Returns (actions, log_probs (B,), values (B,), means (B, act_dim))."""
+        mean, value = self(obs)
+        actions = mean + torch.exp(self.log_std) * torch.randn_like(mean)
+        return actions, gaussian_log_prob(actions, mean, self.log_std), value, mean
+
+    def evaluate(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """For the update: (log_probs (B,), entropy (B,), values (B,), means (B, act_dim))."""
+        mean, value = self(obs)
+        entropy = gaussian_entropy(self.log_std).expand(mean.shape[0])
+        return gaussian_log_prob(actions, mean, self.log_std), entropy, value, mean
+
+    def to_env_action(self, actions: torch.Tensor) -> torch.Tensor:
+        """Normalised actions (B, act_dim) -> robot actions in [low, high]: clip to [-1, 1], map affinely."""
+        u = torch.clamp(actions, -1.0, 1.0)
+        return self.action_low + (u + 1.0) * 0.5 * (self.action_high - self.action_low)
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deployed policy: raw obs (B, obs_dim) -> mean action in robot bounds (B, act_dim)."""
+        return self.to_env_action(self.actor(self.normalizer(obs)))

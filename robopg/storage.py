@@ -1,0 +1,111 @@
+"""Rollout storage: preallocated (T, N, ...) tensors filled by the collector, read by every algorithm."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from robopg.advantages import gae
+
+
+@dataclass
+class Batch:
+    """A flat minibatch of B samples drawn from the rollout."""
+
+    obs: torch.Tensor  # (B, obs_dim) raw observations
+    actions: torch.Tensor  # (B, act_dim) normalised-space actions that were sampled
+    log_probs: torch.Tensor  # (B,) log pi_old(u | x)
+    means: torch.Tensor  # (B, act_dim) mean of pi_old
+    log_std: torch.Tensor  # (act_dim,) log-std of pi_old
+    values: torch.Tensor  # (B,) V_old(x)
+    advantages: torch.Tensor  # (B,)
+    returns: torch.Tensor  # (B,) critic targets
+
+
+class RolloutStorage:
+    """One rollout of T steps from N environments.
+
+    Shapes: obs (T, N, obs_dim); actions, means (T, N, act_dim); log_probs, values, rewards, terminated,
+    dones, truncated, bootstrap_values, advantages, returns (T, N).
+    """
+
+    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int) -> None:
+        self.num_steps, self.num_envs = num_steps, num_envs
+        t, n = num_steps, num_envs
+        self.obs = torch.zeros(t, n, obs_dim)
+        self.actions = torch.zeros(t, n, act_dim)
+        self.means = torch.zeros(t, n, act_dim)
+        self.log_std = torch.zeros(act_dim)
+        self.log_probs = torch.zeros(t, n)
+        self.values = torch.zeros(t, n)
+        self.rewards = torch.zeros(t, n)
+        self.terminated = torch.zeros(t, n)
+        self.truncated = torch.zeros(t, n, dtype=torch.bool)
+        self.dones = torch.zeros(t, n)
+        self.bootstrap_values = torch.zeros(t, n)  # V(final obs) where truncated, else unused
+        self.advantages = torch.zeros(t, n)
+        self.returns = torch.zeros(t, n)
+        self.step = 0
+
+    def add(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        log_probs: torch.Tensor,
+        values: torch.Tensor,
+        means: torch.Tensor,
+        rewards: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+    ) -> None:
+        """Record step ``self.step`` for all N environments (each argument has the step's (N, ...) shape)."""
+        t = self.step
+        if t >= self.num_steps:
+            raise RuntimeError(f"rollout storage is full ({self.num_steps} steps); call reset() after the update")
+        self.obs[t] = obs
+        self.actions[t] = actions
+        self.log_probs[t] = log_probs
+        self.values[t] = values
+        self.means[t] = means
+        self.rewards[t] = rewards
+        self.terminated[t] = terminated
+        self.truncated[t] = truncated
+        self.dones[t] = torch.logical_or(terminated.bool(), truncated).float()
+        self.step += 1
+
+    def set_bootstrap(self, env_ids: torch.Tensor, final_values: torch.Tensor) -> None:
+        """V(true final observation) for the environments truncated at the step just added."""
+        self.bootstrap_values[self.step - 1, env_ids] = final_values
+
+    def compute_returns(self, last_values: torch.Tensor, gamma: float, lam: float) -> None:
+        """Fill advantages and returns; last_values: (N,) V of the observation after the last step."""
+        if self.step != self.num_steps:
+            raise RuntimeError(f"rollout has {self.step} of {self.num_steps} steps; collect the rest first")
+        next_values = torch.cat([self.values[1:], last_values.unsqueeze(0)], dim=0)
+        next_values = torch.where(self.truncated, self.bootstrap_values, next_values)
+        self.advantages, self.returns = gae(
+            self.rewards, self.values, next_values, self.terminated, self.dones, gamma, lam
+        )
+
+    def reset(self) -> None:
+        self.step = 0
+
+    def minibatches(self, num_minibatches: int, generator: torch.Generator) -> Iterator[Batch]:
+        """Shuffle the T * N samples and yield ``num_minibatches`` flat batches."""
+        total = self.num_steps * self.num_envs
+        if num_minibatches > total:
+            raise ValueError(f"{num_minibatches} minibatches requested from a rollout of {total} samples")
+        flat = {
+            "obs": self.obs.reshape(total, -1),
+            "actions": self.actions.reshape(total, -1),
+            "log_probs": self.log_probs.reshape(total),
+            "means": self.means.reshape(total, -1),
+            "values": self.values.reshape(total),
+            "advantages": self.advantages.reshape(total),
+            "returns": self.returns.reshape(total),
+        }
+        order = torch.randperm(total, generator=generator)
+        for idx in order.chunk(num_minibatches):
+            yield Batch(log_std=self.log_std, **{k: v[idx] for k, v in flat.items()})

@@ -1,0 +1,241 @@
+"""The one rollout loop: collect T steps from N environments, estimate advantages, let the algorithm update.
+
+Every algorithm shares this collection, the storage, GAE, the observation normaliser, logging and
+checkpoints; it only supplies ``update()``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import envs
+from robopg.algos import ALGORITHMS
+from robopg.checkpoint import (
+    FINAL,
+    LATEST,
+    atomic_write_bytes,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from robopg.config import TrainConfig
+from robopg.logger import MetricsLogger
+from robopg.modules.actor_critic import GaussianActorCritic
+from robopg.storage import RolloutStorage
+
+CONFIG_FILE = "config.json"
+
+
+def task_facts(info: envs.TaskInfo) -> dict[str, Any]:
+    """What export needs to know about the task, stored in every checkpoint (JSON-serialisable)."""
+    return {
+        "task": info.task,
+        "layout": [[name, size] for name, size in info.layout.fields],
+        "action_low": [float(x) for x in info.action_low],
+        "action_high": [float(x) for x in info.action_high],
+        "control_dt": float(info.control_dt),
+        "success_key": info.success_key,
+    }
+
+
+def build_policy(cfg: TrainConfig, facts: dict[str, Any]) -> GaussianActorCritic:
+    obs_dim = sum(size for _, size in facts["layout"])
+    act_dim = len(facts["action_low"])
+    return GaussianActorCritic(
+        obs_dim, act_dim, np.array(facts["action_low"]), np.array(facts["action_high"]), cfg.policy
+    )
+
+
+@dataclass
+class EpisodeStats:
+    """Per-environment running return/length; finished episodes collected until the next log."""
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    finished_returns: list[float]
+    finished_lengths: list[int]
+    finished_successes: list[float]
+
+    @classmethod
+    def create(cls, num_envs: int) -> EpisodeStats:
+        return cls(np.zeros(num_envs), np.zeros(num_envs, dtype=np.int64), [], [], [])
+
+    def drain(self) -> dict[str, float]:
+        nan = float("nan")
+        out = {
+            "episode_return": float(np.mean(self.finished_returns)) if self.finished_returns else nan,
+            "episode_length": float(np.mean(self.finished_lengths)) if self.finished_lengths else nan,
+            "success_rate": float(np.mean(self.finished_successes)) if self.finished_successes else nan,
+            "episodes": float(len(self.finished_returns)),
+        }
+        self.finished_returns, self.finished_lengths, self.finished_successes = [], [], []
+        return out
+
+
+class Trainer:
+    """Trains ``cfg.run.algo`` on ``cfg.env.task`` into ``run_dir``; ``Trainer.resume`` continues a run."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        torch.set_num_threads(cfg.run.torch_threads)
+        torch.manual_seed(cfg.run.seed)
+        np.random.seed(cfg.run.seed)
+
+        self.facts = task_facts(envs.describe_task(cfg.env.task))
+        self.policy = build_policy(cfg, self.facts)
+        self.algo = ALGORITHMS[cfg.run.algo](self.policy, cfg.ppo)
+        self.storage = RolloutStorage(
+            cfg.ppo.rollout_steps, cfg.env.num_envs, self.policy.obs_dim, self.policy.act_dim
+        )
+        self.generator = torch.Generator().manual_seed(cfg.run.seed)
+        self.global_step = 0
+        self.iteration = 0
+        self.env: Any = None
+
+    # ----- persistence -------------------------------------------------------------------------------------
+    @classmethod
+    def resume(cls, run_dir: str | Path, overrides: dict[str, dict[str, Any]] | None = None,
+               progress: bool = True) -> Trainer:
+        """Rebuild the trainer from ``run_dir/config.json`` (plus overrides) and its latest checkpoint."""
+        run_dir = Path(run_dir)
+        config_path = run_dir / CONFIG_FILE
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{run_dir} has no {CONFIG_FILE}; --resume needs a run directory made by robopg train")
+        cfg = TrainConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))
+        if overrides:
+            cfg = cfg.replace(overrides)
+        trainer = cls(cfg, run_dir, progress=progress)
+        state = load_checkpoint(latest_checkpoint(run_dir))
+        trainer.policy.load_state_dict(state["policy"])
+        trainer.algo.load_state_dict(state["algo"])
+        trainer.generator.set_state(state["generator"])
+        set_rng_state(state["rng"])
+        trainer.global_step = int(state["global_step"])
+        trainer.iteration = int(state["iteration"])
+        return trainer
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.state_dict(),
+            "algo": self.algo.state_dict(),
+            "algorithm": self.cfg.run.algo.value,
+            "generator": self.generator.get_state(),
+            "rng": rng_state(),
+            "global_step": self.global_step,
+            "iteration": self.iteration,
+            "config": self.cfg.to_dict(),
+            "task": self.facts,
+        }
+
+    def save(self, final: bool = False) -> Path:
+        state = self.state_dict()
+        if final:
+            path = self.run_dir / FINAL
+        else:
+            path = self.run_dir / "checkpoints" / f"step_{self.global_step:010d}.pt"
+        save_checkpoint(path, state)
+        save_checkpoint(self.run_dir / LATEST, state)
+        return path
+
+    # ----- training ------------------------------------------------------------------------------------------
+    def train(self) -> dict[str, float]:
+        """Run until total_steps; returns the last iteration's metrics."""
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.run_dir / CONFIG_FILE, lambda f: f.write(json.dumps(cfg.to_dict(), indent=2).encode()))
+        logger = MetricsLogger(self.run_dir)
+        self.env = envs.make_vec(
+            cfg.env.task, cfg.env.num_envs, seed=cfg.run.seed, randomization=cfg.env.randomization,
+            backend=cfg.env.backend.value,
+        )
+        # A resumed run cannot restore mid-episode simulator state; it starts fresh episodes from a seed derived
+        # from the iteration, so resuming the same checkpoint twice gives the same run.
+        obs, _ = self.env.reset(seed=cfg.run.seed + 7919 * self.iteration)
+        stats = EpisodeStats.create(cfg.env.num_envs)
+        bar = tqdm(total=cfg.run.total_steps, initial=min(self.global_step, cfg.run.total_steps), unit="step",
+                   disable=not self.progress, dynamic_ncols=True)
+        metrics: dict[str, float] = {}
+        try:
+            while self.global_step < cfg.run.total_steps:
+                t0 = time.perf_counter()
+                obs = self._collect(obs, stats)
+                t1 = time.perf_counter()
+                progress = self.global_step / cfg.run.total_steps
+                metrics = self.algo.update(self.storage, progress, self.generator)
+                # After the update, so the rollout's log-probs and the update used the same statistics.
+                self.policy.normalizer.update(self.storage.obs)
+                t2 = time.perf_counter()
+                self.iteration += 1
+                metrics.update(stats.drain())
+                metrics.update(
+                    iteration=float(self.iteration),
+                    steps_per_second=self.cfg.batch_size / (t2 - t0),
+                    collect_seconds=t1 - t0,
+                    update_seconds=t2 - t1,
+                )
+                logger.log(self.global_step, metrics)
+                bar.update(self.cfg.batch_size)
+                bar.set_postfix(
+                    sps=f"{metrics['steps_per_second']:.0f}",
+                    ret=f"{metrics['episode_return']:.2f}",
+                    success=f"{metrics['success_rate']:.2f}",
+                )
+                if cfg.run.checkpoint_every and self.iteration % cfg.run.checkpoint_every == 0:
+                    self.save()
+        except KeyboardInterrupt:
+            path = self.save()
+            bar.close()
+            raise KeyboardInterrupt(
+                f"interrupted at step {self.global_step}; saved {path}. Continue with: robopg train --resume {self.run_dir}"
+            ) from None
+        finally:
+            bar.close()
+            logger.close()
+            self.env.close()
+        self.save(final=True)
+        return metrics
+
+    @torch.no_grad()
+    def _collect(self, obs: np.ndarray, stats: EpisodeStats) -> np.ndarray:
+        """Fill the storage with T steps; returns the observation to continue from."""
+        storage, policy = self.storage, self.policy
+        storage.reset()
+        storage.log_std.copy_(policy.log_std.detach())
+        success_key = self.facts["success_key"]
+        for _ in range(storage.num_steps):
+            obs_t = torch.from_numpy(obs)
+            actions, log_probs, values, means = policy.act(obs_t)
+            next_obs, rewards, terminated, truncated, infos = self.env.step(policy.to_env_action(actions).numpy())
+            storage.add(obs_t, actions, log_probs, values, means, torch.from_numpy(rewards).float(),
+                        torch.from_numpy(terminated), torch.from_numpy(truncated))
+            # Time-outs bootstrap from the true final observation, never from the reset one.
+            timeouts = np.flatnonzero(truncated & ~terminated)
+            if timeouts.size:
+                final_obs = torch.from_numpy(np.stack(infos["final_obs"][timeouts]).astype(np.float32))
+                storage.set_bootstrap(torch.from_numpy(timeouts), policy.value(final_obs))
+            stats.returns += rewards
+            stats.lengths += 1
+            for i in np.flatnonzero(terminated | truncated):
+                stats.finished_returns.append(float(stats.returns[i]))
+                stats.finished_lengths.append(int(stats.lengths[i]))
+                if success_key is not None:
+                    stats.finished_successes.append(float(infos["final_info"][success_key][i]))
+                stats.returns[i] = 0.0
+                stats.lengths[i] = 0
+            obs = next_obs
+            self.global_step += self.cfg.env.num_envs
+        storage.compute_returns(policy.value(torch.from_numpy(obs)), self.cfg.ppo.gamma, self.cfg.ppo.gae_lambda)
+        return obs

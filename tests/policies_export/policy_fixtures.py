@@ -1,0 +1,94 @@
+"""Fixture policy files for the runtime tests, built with onnx.helper: obs (5) -> Gemm -> per-dimension clip -> action (2).
+
+onnx is used here only to *write* fixture files; the runtime under test never imports it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from policies_export.metadata import FORMAT_VERSION, METADATA_KEY, PolicyMetadata
+
+LAYOUT = (("joint_pos", 3), ("goal", 2))
+OBS_DIM = 5
+ACT_DIM = 2
+ACTION_LOW = (-1.0, -2.0)
+ACTION_HIGH = (1.0, 2.0)
+# Small weights so a unit-scale observation lands inside the bounds; tests pick inputs to hit the clip.
+# W: (act_dim, obs_dim), B: (act_dim,)
+W = np.array([[0.1, -0.2, 0.3, 0.0, 0.5], [-0.4, 0.1, 0.0, 0.2, -0.1]], dtype=np.float32)
+B = np.array([0.05, -0.1], dtype=np.float32)
+
+
+def make_metadata(**overrides: object) -> PolicyMetadata:
+    fields = dict(
+        format_version=FORMAT_VERSION,
+        task="robopg/TestReach-v0",
+        algorithm="ppo",
+        observation_layout=LAYOUT,
+        action_low=ACTION_LOW,
+        action_high=ACTION_HIGH,
+        control_rate_hz=25.0,
+        training_steps=50_000,
+        seed=3,
+        randomization={"friction": {"distribution": "uniform", "low": 0.8, "high": 1.2, "scaled": True}},
+        robopg_version="0.1.0",
+        parity_max_abs_diff=2.5e-7,
+        exported_at="2025-01-31T12:00:00+00:00",
+    )
+    fields.update(overrides)
+    return PolicyMetadata(**fields)
+
+
+def build_model(
+    *,
+    weight: np.ndarray = W,
+    bias: np.ndarray = B,
+    clip: bool = True,
+    scale: np.ndarray | None = None,
+    metadata_json: str | None = None,
+    input_name: str = "obs",
+    output_name: str = "action",
+    batch_dim: str | int = "batch",
+) -> onnx.ModelProto:
+    """action = clip(obs @ weight.T + bias) [* scale]; ``metadata_json`` None leaves out robopg metadata."""
+    act_dim, obs_dim = weight.shape
+    initializers = [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "b")]
+    nodes = [helper.make_node("Gemm", [input_name, "W", "b"], ["y"], transB=1)]
+    last = "y"
+    if clip:
+        initializers += [
+            numpy_helper.from_array(np.asarray(ACTION_LOW, np.float32), "low"),
+            numpy_helper.from_array(np.asarray(ACTION_HIGH, np.float32), "high"),
+        ]
+        nodes += [
+            helper.make_node("Max", [last, "low"], ["y_lo"]),
+            helper.make_node("Min", ["y_lo", "high"], ["y_clip"]),
+        ]
+        last = "y_clip"
+    if scale is not None:
+        initializers.append(numpy_helper.from_array(scale.astype(np.float32), "scale"))
+        nodes.append(helper.make_node("Mul", [last, "scale"], ["y_scaled"]))
+        last = "y_scaled"
+    nodes.append(helper.make_node("Identity", [last], [output_name]))
+    graph = helper.make_graph(
+        nodes,
+        "test_policy",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [batch_dim, obs_dim])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [batch_dim, act_dim])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # readable by any onnxruntime >= 1.17
+    if metadata_json is not None:
+        helper.set_model_props(model, {METADATA_KEY: metadata_json})
+    onnx.checker.check_model(model)
+    return model
+
+
+def expected_action(obs: np.ndarray) -> np.ndarray:
+    """Hand-computed reference: W x + b, clipped per dimension."""
+    y = W.astype(np.float64) @ np.asarray(obs, np.float64) + B
+    return np.clip(y, ACTION_LOW, ACTION_HIGH)
