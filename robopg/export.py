@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,25 +142,26 @@ def export_policy(
             exported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
 
-    def write(metadata: PolicyMetadata) -> None:
+    def write(path: Path, metadata: PolicyMetadata) -> None:
         del model.metadata_props[:]
         entry = model.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, metadata.to_json()
         onnx.checker.check_model(model, full_check=True)
-        atomic_write_bytes(out, lambda f: f.write(model.SerializeToString()))
+        atomic_write_bytes(path, lambda f: f.write(model.SerializeToString()))
 
-    # Measure through the file the robot will load, then record the figure in it. The graph does not change
-    # when the metadata does, so the figure stays true; a second measurement checks that.
-    write(metadata_with(float("nan")))
-    parity = max_abs_diff(out, policy, observations)
+    # Measure through a probe file loaded by the robot's own Controller, then write the real file with the
+    # figure in it. The graph does not change with the metadata; measuring the written file again checks that.
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "probe.onnx"
+        write(probe, metadata_with(0.0))
+        parity = max_abs_diff(probe, policy, observations)
     if not parity <= tolerance:
-        out.unlink(missing_ok=True)
         raise ExportError(
             f"onnxruntime output differs from torch by {parity:.3g} (> {tolerance:g}) on {len(observations)} "
             f"recorded observations; no file written. Check for unsupported ops or extreme normaliser statistics."
         )
     metadata = metadata_with(parity)
-    write(metadata)
+    write(out, metadata)
     recheck = max_abs_diff(out, policy, observations)
     if recheck != parity:
         out.unlink(missing_ok=True)

@@ -1,0 +1,27 @@
+"""A tiny real training run on FetchReachDense-v4, shared by the export, evaluate and CLI tests."""
+
+from pathlib import Path
+
+import pytest
+
+from robopg.config import EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
+from robopg.trainer import Trainer
+
+TINY = TrainConfig(
+    env=EnvConfig(task="FetchReachDense-v4", num_envs=4, randomization="default"),
+    policy=PolicyConfig(hidden_sizes=(32, 32)),
+    ppo=PPOConfig(rollout_steps=16, epochs=2, minibatches=2),
+    run=RunConfig(total_steps=256, seed=3, checkpoint_every=2),
+)
+
+
+@pytest.fixture
+def tiny_config() -> TrainConfig:
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    Trainer(TINY, run_dir, progress=False).train()
+    return run_dir
