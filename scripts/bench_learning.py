@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from robopg.config import EnvConfig, RunConfig, TrainConfig, load_config
+from robopg.config import TrainConfig, load_config
 from robopg.evaluate import evaluate_policy
 from robopg.export import export_policy
 from robopg.trainer import Trainer
@@ -57,7 +57,8 @@ def main() -> None:
         results.append(row)
         print(json.dumps(row), flush=True)
     summary = {
-        "command": "python scripts/bench_learning.py " + " ".join(f"--seeds {' '.join(map(str, args.seeds))}".split()),
+        "command": f"python scripts/bench_learning.py --task {args.task} --total-steps {args.total_steps} "
+        f"--randomization {args.randomization} --seeds {' '.join(map(str, args.seeds))}",
         "task": args.task, "randomization": args.randomization, "total_steps": args.total_steps,
         "config": base.to_dict(), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "results": results,

@@ -18,7 +18,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import envs
@@ -123,7 +122,6 @@ def main() -> None:
     print(f"{'physics ceiling (raw mj_step, ' + str(cores) + ' cores)':<40} {ceiling:>10.0f}")
     print(f"robopg / SB3 = {result['ratio_robopg_over_sb3']:.2f}x   "
           f"robopg / physics ceiling = {100 * result['ratio_robopg_over_physics_ceiling']:.0f}%   -> {args.json}")
-    np.set_printoptions()
 
 
 if __name__ == "__main__":
