@@ -196,7 +196,6 @@ class Trainer:
                     self.save()
         except KeyboardInterrupt:
             path = self.save()
-            bar.close()
             raise KeyboardInterrupt(
                 f"interrupted at step {self.global_step}; saved {path}. Continue with: robopg train --resume {self.run_dir}"
             ) from None
