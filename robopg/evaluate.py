@@ -45,13 +45,14 @@ def evaluate_policy(
 ) -> EvalResult:
     controller = Controller.load(policy_path)
     task = task or controller.metadata.task
-    info = envs.describe_task(task)
-    if info.layout.dim != controller.obs_dim:
+    env = envs.make_env(task, seed=seed, randomization=randomization, profile=profile)
+    obs_dim = env.get_wrapper_attr("layout").dim
+    if obs_dim != controller.obs_dim:
+        env.close()
         raise ValueError(
-            f"{policy_path} expects {controller.obs_dim} observation values but {task} gives {info.layout.dim}; "
+            f"{policy_path} expects {controller.obs_dim} observation values but {task} gives {obs_dim}; "
             f"the policy was trained on {controller.metadata.task}: pass --task {controller.metadata.task}"
         )
-    env = envs.make_env(task, seed=seed, randomization=randomization, profile=profile)
     returns, successes, latencies = [], [], []
     try:
         for episode in range(episodes):
