@@ -51,3 +51,81 @@ def gae(
         running = deltas[t] + gamma * lam * not_done[t] * running
         advantages[t] = running
     return advantages, advantages + values
+
+
+def discounted_reward_to_go(rewards: torch.Tensor, dones: torch.Tensor, gamma: float) -> torch.Tensor:
+    """The lecture's reward-to-go, G_t = sum_{t' >= t} gamma^(t' - t) r_t', summed to the end of each episode.
+
+    ``G_t = r_t + gamma * (1 - done_t) * G_{t+1}``, with nothing after the rollout's last step: for an episode
+    still running there, G_t misses its tail (see ``finished_episode_mask``). rewards, dones: (T, N) -> (T, N).
+    """
+    not_done = 1.0 - dones.to(rewards.dtype)
+    out = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        running = rewards[t] + gamma * not_done[t] * running
+        out[t] = running
+    return out
+
+
+def episode_start_flags(dones: torch.Tensor, first_is_start: torch.Tensor) -> torch.Tensor:
+    """(T, N) bool: step t is the first step of an episode. first_is_start: (N,) for step 0."""
+    starts = torch.zeros_like(dones, dtype=torch.bool)
+    starts[0] = first_is_start
+    starts[1:] = dones[:-1].bool()
+    return starts
+
+
+def full_trajectory_return(
+    rewards: torch.Tensor, dones: torch.Tensor, first_is_start: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """r(tau) = sum_t gamma^t r_t of each step's whole episode, the same value for every step of it: (T, N).
+
+    The lecture's first REINFORCE estimator weights every grad log pi(u_t | x_t) of a trajectory by r(tau).
+    It equals the reward-to-go at the episode's first step, carried forward. Steps of an episode that began
+    before the rollout get the return of its in-rollout part only (see ``finished_episode_mask``).
+    """
+    rtg = discounted_reward_to_go(rewards, dones, gamma)
+    starts = episode_start_flags(dones, first_is_start)
+    out = torch.empty_like(rtg)
+    running = rtg[0]
+    for t in range(rewards.shape[0]):
+        running = torch.where(starts[t], rtg[t], running)
+        out[t] = running
+    return out
+
+
+def finished_episode_mask(
+    dones: torch.Tensor, first_is_start: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(T, N) bool: the steps whose Monte-Carlo return is complete inside the rollout.
+
+    A step qualifies when its episode ends at or after it within the rollout (``dones`` somewhere in
+    t..T-1 before the next start). With ``first_is_start`` (N,) given, the episode must also have begun
+    inside the rollout, which the full-trajectory return r(tau) needs.
+    """
+    done = dones.bool()
+    ends_later = torch.zeros_like(done)
+    running = torch.zeros_like(done[0])
+    for t in reversed(range(done.shape[0])):
+        running = done[t] | running
+        ends_later[t] = running
+    if first_is_start is None:
+        return ends_later
+    starts = episode_start_flags(dones, first_is_start)
+    began_inside = torch.zeros_like(done)
+    running = first_is_start.bool()
+    for t in range(done.shape[0]):
+        running = starts[t] | running
+        began_inside[t] = running
+    return ends_later & began_inside
+
+
+def td_targets(
+    rewards: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """The lecture's TD target for fitting V: y_t = r_t + gamma * V(x_{t+1}), with V = 0 after termination.
+
+    rewards, next_values (V of the true next observation), terminated: (T, N) -> (T, N).
+    """
+    return rewards + gamma * (1.0 - terminated.to(rewards.dtype)) * next_values

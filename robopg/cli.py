@@ -14,16 +14,21 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from robopg.config import SECTIONS, TrainConfig, field_help, load_config
+from robopg.config import SECTIONS, Algo, TrainConfig, field_help, load_config
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    for section, section_cls in SECTIONS.items():
-        group = parser.add_argument_group(f"[{section}] options (config file section [{section}])")
+def _add_config_flags(parser: argparse.ArgumentParser, algo: Algo) -> None:
+    """Flags for [env], [policy], [run] and the selected algorithm's section (their field names are flags)."""
+    for section in ("env", "policy", "run", algo.section):
+        section_cls = SECTIONS[section]
+        title = f"[{section}] options (config file section [{section}])"
+        if section == algo.section:
+            title = f"[{section}] options of --algo {algo.value} (other algorithms: robopg train --algo NAME --help)"
+        group = parser.add_argument_group(title)
         hints = typing.get_type_hints(section_cls)
         for name, _, help_text, default in field_help(section_cls):
             kind = hints[name]
@@ -42,6 +47,27 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             else:
                 kwargs["type"] = kind
             group.add_argument(_flag(name), **kwargs)
+
+
+def selected_algo(argv: list[str]) -> Algo:
+    """The algorithm whose options ``robopg train`` should accept: --algo, else the --config file's or the
+    --resume run's run.algo, else ppo. Parsed before the full parser, which depends on it."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--algo", choices=[a.value for a in Algo])
+    pre.add_argument("--config")
+    pre.add_argument("--resume")
+    known, _ = pre.parse_known_args(argv)
+    if known.algo:
+        return Algo(known.algo)
+    try:
+        if known.config:
+            return load_config(known.config).run.algo
+        if known.resume:
+            saved = json.loads(Path(known.resume, "config.json").read_text())
+            return Algo(saved.get("run", {}).get("algo", Algo.PPO))
+    except (OSError, ValueError):
+        pass  # the full parse and the command report the bad file with their own message
+    return Algo.PPO
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -108,7 +134,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="robopg",
         description="Train policy-gradient policies on MuJoCo tasks, export one ONNX file, run it via the controller.",
@@ -118,13 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train", help="train a policy into a run directory",
         description="Train a policy. Example: robopg train --task FetchReachDense-v4 --algo ppo --total-steps 50000 "
-        "--num-envs 16 --seed 0 --randomization default --out runs/reach",
+        "--num-envs 16 --seed 0 --randomization default --out runs/reach. Algorithms: "
+        + ", ".join(a.value for a in Algo) + f"; the options below are those of --algo {algo.value}.",
     )
     train.add_argument("--out", help="run directory for config.json, metrics.csv, TensorBoard events, checkpoints")
-    train.add_argument("--config", help="TOML or JSON config file with [env], [policy], [ppo], [run] tables")
+    train.add_argument("--config", help="TOML or JSON config file with [env], [policy], [run] and algorithm "
+                       "tables ([ppo], [ppo_kl], [trpo], [a2c], [a3c], [reinforce])")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_config_flags(train)
+    _add_config_flags(train, algo)
     train.set_defaults(func=_cmd_train)
 
     export = sub.add_parser(
@@ -155,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    algo = selected_algo(argv) if argv[:1] == ["train"] else Algo.PPO
+    args = build_parser(algo).parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:

@@ -7,6 +7,7 @@ configuration is written into the run directory as ``config.json`` and read back
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -23,8 +24,10 @@ def option(default: Any, help: str) -> Any:  # noqa: A002 - "help" mirrors argpa
 
 
 class Backend(StrEnum):
+    AUTO = "auto"
     SYNC = "sync"
     SUBPROCESS = "subprocess"
+    BATCHED = "batched"
 
 
 class Activation(StrEnum):
@@ -40,7 +43,49 @@ class LRSchedule(StrEnum):
 
 
 class Algo(StrEnum):
+    """``--algo``: the policy-gradient family of the lecture; each has a config section of the same name
+    (dashes become underscores: ``ppo-kl`` -> ``[ppo_kl]``)."""
+
     PPO = "ppo"
+    PPO_KL = "ppo-kl"
+    TRPO = "trpo"
+    A2C = "a2c"
+    A3C = "a3c"
+    REINFORCE = "reinforce"
+
+    @property
+    def section(self) -> str:
+        return self.value.replace("-", "_")
+
+
+class AdvantageEstimator(StrEnum):
+    """How A2C/A3C estimate A(x_t, u_t) from a rollout of T steps."""
+
+    TD = "td"  # r_t + gamma V(x_{t+1}) - V(x_t): the lecture's one-step advantage (GAE lambda = 0)
+    NSTEP = "nstep"  # sum of rewards to the rollout's end + bootstrapped V, minus V (Mnih et al. 2016; lambda = 1)
+    GAE = "gae"  # exponentially weighted n-step advantages with gae_lambda (Schulman et al. 2016)
+
+
+class CriticTarget(StrEnum):
+    """Regression target of the critic (the lecture's "fit V with MC or TD targets")."""
+
+    MC = "mc"  # G_t: discounted rewards until the episode ends (bootstrapped only where the rollout cuts it)
+    TD = "td"  # r_t + gamma V(x_{t+1}) with the current critic
+
+
+class ReturnType(StrEnum):
+    """What multiplies grad log pi(u_t | x_t) in REINFORCE."""
+
+    FULL = "full"  # r(tau): the whole trajectory's return, for every step of it
+    REWARD_TO_GO = "reward_to_go"  # sum_{t' >= t} gamma^(t'-t) r_t': causality, lower variance
+
+
+class Baseline(StrEnum):
+    """b subtracted from the return in REINFORCE."""
+
+    NONE = "none"
+    AVERAGE = "average"  # b = mean return of the batch
+    VALUE = "value"  # b(x_t) = V(x_t), a learned critic fitted to the Monte-Carlo returns
 
 
 def _check(condition: bool, message: str) -> None:
@@ -66,6 +111,9 @@ class PolicyConfig:
     activation: Activation = option(Activation.TANH, "Hidden activation: tanh, elu or relu.")
     init_log_std: float = option(-0.5, "Initial log standard deviation of the Gaussian (state-independent).")
     obs_clip: float = option(10.0, "Normalised observations are clipped to +-obs_clip.")
+    shared_trunk: bool = option(
+        False, "Actor and critic share their hidden layers (two heads on one trunk) instead of two networks."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
@@ -78,40 +126,166 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
-class PPOConfig:
+class OnPolicyConfig:
+    """What every algorithm shares: how much to collect per update, the discount and the optimiser basics."""
+
     rollout_steps: int = option(64, "Steps per environment per rollout (T); a rollout has T * num_envs samples.")
+    gamma: float = option(0.95, "Discount factor.")
+    learning_rate: float = option(1e-3, "Adam learning rate.")
+    max_grad_norm: float = option(1.0, "Global gradient-norm clip.")
+    normalize_advantages: bool = option(True, "Normalise advantages to zero mean, unit std before the update.")
+
+    def __post_init__(self) -> None:
+        _check(self.rollout_steps >= 1, f"rollout_steps must be >= 1, got {self.rollout_steps}")
+        _check(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
+        _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        _check(self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+
+
+def _check_lambda(lam: float) -> None:
+    _check(0 <= lam <= 1, f"gae_lambda must be in [0, 1], got {lam}")
+
+
+def _check_minibatching(epochs: int, minibatches: int) -> None:
+    _check(epochs >= 1, f"epochs must be >= 1, got {epochs}")
+    _check(minibatches >= 1, f"minibatches must be >= 1, got {minibatches}")
+
+
+@dataclass(frozen=True)
+class PPOConfig(OnPolicyConfig):
+    """PPO v2, the clipped surrogate (``--algo ppo``)."""
+
+    gae_lambda: float = option(0.95, "GAE lambda.")
     epochs: int = option(10, "Passes over each rollout in the update.")
     minibatches: int = option(4, "Minibatches per epoch.")
-    learning_rate: float = option(1e-3, "Adam learning rate (initial value for the schedules).")
     lr_schedule: LRSchedule = option(
         LRSchedule.ADAPTIVE, "constant, linear (to 0 at total_steps) or adaptive (KL-driven, see desired_kl)."
     )
     desired_kl: float = option(0.01, "Adaptive schedule: lr /1.5 when KL > 2x this, x1.5 when KL < half of it.")
-    gamma: float = option(0.95, "Discount factor.")
-    gae_lambda: float = option(0.95, "GAE lambda.")
     clip_range: float = option(0.2, "PPO-clip epsilon: ratio clipped to [1 - eps, 1 + eps].")
     clip_value: bool = option(False, "Clip the value update to +-clip_range around the old value.")
     value_coef: float = option(0.5, "Weight of the value loss.")
     entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
-    max_grad_norm: float = option(1.0, "Global gradient-norm clip.")
     target_kl: float = option(0.0, "Stop the epochs early when mean KL exceeds 1.5x this (0 disables).")
-    normalize_advantages: bool = option(True, "Normalise advantages per minibatch.")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "lr_schedule", LRSchedule(self.lr_schedule))
-        _check(self.rollout_steps >= 1, f"rollout_steps must be >= 1, got {self.rollout_steps}")
-        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _check(self.minibatches >= 1, f"minibatches must be >= 1, got {self.minibatches}")
-        _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
-        _check(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
-        _check(0 <= self.gae_lambda <= 1, f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        _check_lambda(self.gae_lambda)
+        _check_minibatching(self.epochs, self.minibatches)
         _check(self.clip_range > 0, f"clip_range must be > 0, got {self.clip_range}")
         _check(self.target_kl >= 0, f"target_kl must be >= 0 (0 disables), got {self.target_kl}")
 
 
 @dataclass(frozen=True)
+class PPOKLConfig(OnPolicyConfig):
+    """PPO v1: surrogate minus beta * KL, with the dual update of beta after each update (``--algo ppo-kl``)."""
+
+    learning_rate: float = option(3e-4, "Adam learning rate.")
+    gae_lambda: float = option(0.95, "GAE lambda.")
+    epochs: int = option(10, "Passes over each rollout in the update.")
+    minibatches: int = option(4, "Minibatches per epoch.")
+    kl_target: float = option(0.01, "d_targ: beta doubles when the update's KL > 1.5 d_targ, halves when < d_targ/1.5.")
+    init_beta: float = option(1.0, "Initial KL penalty coefficient beta.")
+    beta_factor: float = option(2.0, "Factor beta is multiplied or divided by in the dual update.")
+    value_coef: float = option(0.5, "Weight of the value loss.")
+    entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_lambda(self.gae_lambda)
+        _check_minibatching(self.epochs, self.minibatches)
+        _check(self.kl_target > 0, f"kl_target must be > 0, got {self.kl_target}")
+        _check(self.init_beta > 0, f"init_beta must be > 0, got {self.init_beta}")
+        _check(self.beta_factor > 1, f"beta_factor must be > 1, got {self.beta_factor}")
+
+
+@dataclass(frozen=True)
+class TRPOConfig(OnPolicyConfig):
+    """TRPO: natural-gradient step inside a KL trust region; the critic is fitted separately (``--algo trpo``)."""
+
+    rollout_steps: int = option(128, "Steps per environment per rollout (T); a rollout has T * num_envs samples.")
+    learning_rate: float = option(1e-3, "Adam learning rate of the critic (the actor's step is set by max_kl).")
+    gae_lambda: float = option(0.95, "GAE lambda.")
+    max_kl: float = option(0.01, "delta: the trust region, mean KL(pi_old || pi) <= delta.")
+    cg_iters: int = option(10, "Conjugate-gradient iterations for F^-1 g.")
+    cg_damping: float = option(0.1, "Damping added to the Fisher-vector product (F + damping I) v.")
+    line_search_steps: int = option(10, "Backtracking line-search attempts before the step is rejected.")
+    backtrack_ratio: float = option(0.8, "Each line-search attempt shrinks the step by this factor.")
+    value_epochs: int = option(5, "Critic regression passes over each rollout.")
+    value_minibatches: int = option(4, "Critic regression minibatches per pass.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_lambda(self.gae_lambda)
+        _check_minibatching(self.value_epochs, self.value_minibatches)
+        _check(self.max_kl > 0, f"max_kl must be > 0, got {self.max_kl}")
+        _check(self.cg_iters >= 1, f"cg_iters must be >= 1, got {self.cg_iters}")
+        _check(self.cg_damping >= 0, f"cg_damping must be >= 0, got {self.cg_damping}")
+        _check(self.line_search_steps >= 1, f"line_search_steps must be >= 1, got {self.line_search_steps}")
+        _check(0 < self.backtrack_ratio < 1, f"backtrack_ratio must be in (0, 1), got {self.backtrack_ratio}")
+
+
+@dataclass(frozen=True)
+class A2CConfig(OnPolicyConfig):
+    """Advantage actor-critic, one gradient step per rollout, synchronous over vectorised envs (``--algo a2c``)."""
+
+    rollout_steps: int = option(8, "Steps per environment per rollout (T): the n of n-step returns.")
+    learning_rate: float = option(1e-3, "Adam learning rate.")
+    advantage: AdvantageEstimator = option(
+        AdvantageEstimator.NSTEP, "td (r + gamma V(x') - V(x)), nstep (bootstrapped at the rollout end) or gae."
+    )
+    gae_lambda: float = option(0.95, "GAE lambda, used when advantage = gae.")
+    critic_target: CriticTarget = option(CriticTarget.MC, "Critic regression target: mc (returns) or td.")
+    value_coef: float = option(0.5, "Weight of the value loss.")
+    entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "advantage", AdvantageEstimator(self.advantage))
+        object.__setattr__(self, "critic_target", CriticTarget(self.critic_target))
+        _check_lambda(self.gae_lambda)
+
+
+@dataclass(frozen=True)
+class A3CConfig(A2CConfig):
+    """Asynchronous A2C: worker processes apply their gradients to shared parameters without a lock
+    (Hogwild, as in Mnih et al. 2016) (``--algo a3c``)."""
+
+    workers: int = option(2, "Worker processes; env.num_envs is split evenly among them.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+
+
+@dataclass(frozen=True)
+class ReinforceConfig(OnPolicyConfig):
+    """Monte-Carlo policy gradient (``--algo reinforce``). Only episodes that end inside a rollout are used,
+    so rollout_steps should span a few episodes."""
+
+    rollout_steps: int = option(
+        100, "Steps per environment per rollout; episodes cut at its end are dropped, so make it >= 2 episodes."
+    )
+    gamma: float = option(0.99, "Discount factor.")
+    learning_rate: float = option(3e-3, "Adam learning rate (policy, and critic for baseline = value).")
+    returns: ReturnType = option(ReturnType.REWARD_TO_GO, "full (r(tau) for every step) or reward_to_go.")
+    baseline: Baseline = option(Baseline.VALUE, "none, average (mean batch return) or value (learned V(x_t)).")
+    value_epochs: int = option(5, "Baseline critic regression passes over each rollout (baseline = value).")
+    value_minibatches: int = option(4, "Baseline critic regression minibatches per pass.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "returns", ReturnType(self.returns))
+        object.__setattr__(self, "baseline", Baseline(self.baseline))
+        _check_minibatching(self.value_epochs, self.value_minibatches)
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    algo: Algo = option(Algo.PPO, "Algorithm.")
+    algo: Algo = option(
+        Algo.PPO, "Algorithm; its options live in the config section of the same name ([ppo], [ppo_kl], ...)."
+    )
     total_steps: int = option(50_000, "Environment steps to train for (summed over environments).")
     seed: int = option(0, "Seed for environments, network initialisation and sampling.")
     checkpoint_every: int = option(10, "Write a periodic checkpoint every this many iterations (0: final only).")
@@ -124,20 +298,59 @@ class RunConfig:
         _check(self.torch_threads >= 1, f"torch_threads must be >= 1, got {self.torch_threads}")
 
 
-SECTIONS: dict[str, type] = {"env": EnvConfig, "policy": PolicyConfig, "ppo": PPOConfig, "run": RunConfig}
+ALGO_SECTIONS: dict[Algo, type[OnPolicyConfig]] = {
+    Algo.PPO: PPOConfig,
+    Algo.PPO_KL: PPOKLConfig,
+    Algo.TRPO: TRPOConfig,
+    Algo.A2C: A2CConfig,
+    Algo.A3C: A3CConfig,
+    Algo.REINFORCE: ReinforceConfig,
+}
+SECTIONS: dict[str, type] = {
+    "env": EnvConfig,
+    "policy": PolicyConfig,
+    "run": RunConfig,
+    **{algo.section: section_cls for algo, section_cls in ALGO_SECTIONS.items()},
+}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Every section; ``run.algo`` picks which algorithm section is used (``cfg.algorithm``)."""
+
     env: EnvConfig = field(default_factory=EnvConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
-    ppo: PPOConfig = field(default_factory=PPOConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    ppo_kl: PPOKLConfig = field(default_factory=PPOKLConfig)
+    trpo: TRPOConfig = field(default_factory=TRPOConfig)
+    a2c: A2CConfig = field(default_factory=A2CConfig)
+    a3c: A3CConfig = field(default_factory=A3CConfig)
+    reinforce: ReinforceConfig = field(default_factory=ReinforceConfig)
+
+    def __post_init__(self) -> None:
+        _check(
+            not (self.policy.shared_trunk and self.run.algo is Algo.TRPO),
+            "trpo constrains the actor alone and fits the critic separately, so it needs two networks; "
+            "drop --shared-trunk (or pass --no-shared-trunk)",
+        )
+        if self.run.algo is Algo.A3C:
+            workers = self.a3c.workers
+            _check(
+                self.env.num_envs % workers == 0,
+                f"a3c splits num_envs={self.env.num_envs} among workers={workers}; "
+                f"pass a num_envs that is a multiple of {workers}",
+            )
+
+    @property
+    def algorithm(self) -> OnPolicyConfig:
+        """The section of the selected algorithm (``run.algo``)."""
+        return getattr(self, self.run.algo.section)
 
     @property
     def batch_size(self) -> int:
-        """Samples per rollout: rollout_steps * num_envs."""
-        return self.ppo.rollout_steps * self.env.num_envs
+        """Samples per rollout over all environments: rollout_steps * num_envs."""
+        return self.algorithm.rollout_steps * self.env.num_envs
 
     @property
     def iterations(self) -> int:
@@ -145,35 +358,44 @@ class TrainConfig:
         return -(-self.run.total_steps // self.batch_size)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return json.loads(json.dumps(asdict(self)))
+        """env, policy, run and the selected algorithm's section (the others are unused by this run)."""
+        names = ("env", "policy", "run", self.run.algo.section)
+        return json.loads(json.dumps({name: asdict(getattr(self, name)) for name in names}))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Sections missing from ``data`` keep their defaults; unknown sections and fields are errors."""
         unknown = set(data) - set(SECTIONS)
         if unknown:
             raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; known: {sorted(SECTIONS)}")
         parts = {}
         for name, section_cls in SECTIONS.items():
             values = dict(data.get(name, {}))
-            known = {f.name for f in fields(section_cls)}
-            typos = set(values) - known
-            if typos:
-                raise ValueError(
-                    f"{source}: unknown field(s) {sorted(typos)} in [{name}]; known: {sorted(known)}"
-                )
+            _check_fields(section_cls, name, values, source)
             parts[name] = section_cls(**values)
         return cls(**parts)
 
     def replace(self, overrides: dict[str, dict[str, Any]]) -> TrainConfig:
         """A copy with ``{section: {field: value}}`` applied (flags over a config file)."""
-        data = self.to_dict()
-        for section, values in overrides.items():
-            data[section].update(values)
-        return TrainConfig.from_dict(data, source="overrides")
+        unknown = set(overrides) - set(SECTIONS)
+        if unknown:
+            raise ValueError(f"overrides: unknown section(s) {sorted(unknown)}; known: {sorted(SECTIONS)}")
+        parts = {name: getattr(self, name) for name in SECTIONS}
+        for name, values in overrides.items():
+            _check_fields(SECTIONS[name], name, values, "overrides")
+            parts[name] = dataclasses.replace(parts[name], **values)
+        return TrainConfig(**parts)
+
+
+def _check_fields(section_cls: type, name: str, values: dict[str, Any], source: str) -> None:
+    known = {f.name for f in fields(section_cls)}
+    typos = set(values) - known
+    if typos:
+        raise ValueError(f"{source}: unknown field(s) {sorted(typos)} in [{name}]; known: {sorted(known)}")
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    """Read a TOML or JSON config file with sections [env], [policy], [ppo], [run]."""
+    """Read a TOML or JSON config file with sections [env], [policy], [run] and algorithm sections ([ppo], ...)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist; check the --config path")

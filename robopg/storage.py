@@ -28,7 +28,10 @@ class RolloutStorage:
     """One rollout of T steps from N environments.
 
     Shapes: obs (T, N, obs_dim); actions, means (T, N, act_dim); log_probs, values, rewards, terminated,
-    dones, truncated, bootstrap_values, advantages, returns (T, N).
+    dones, truncated, bootstrap_values, advantages, returns (T, N); first_is_start, last_values (N,).
+
+    The collector fills everything up to ``last_values``; the algorithm's ``update()`` then fills
+    ``advantages`` and ``returns`` with its own estimator (``compute_gae``, or Monte-Carlo returns).
     """
 
     def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int) -> None:
@@ -47,6 +50,8 @@ class RolloutStorage:
         self.bootstrap_values = torch.zeros(t, n)  # V(final obs) where truncated, else unused
         self.advantages = torch.zeros(t, n)
         self.returns = torch.zeros(t, n)
+        self.first_is_start = torch.ones(n, dtype=torch.bool)  # step 0 begins an episode (fresh reset)
+        self.last_values = torch.zeros(n)  # V of the observation after the last step
         self.step = 0
 
     def add(
@@ -79,14 +84,22 @@ class RolloutStorage:
         """V(true final observation) for the environments truncated at the step just added."""
         self.bootstrap_values[self.step - 1, env_ids] = final_values
 
-    def compute_returns(self, last_values: torch.Tensor, gamma: float, lam: float) -> None:
-        """Fill advantages and returns; last_values: (N,) V of the observation after the last step."""
+    def finish(self, last_values: torch.Tensor) -> None:
+        """Close the rollout: last_values (N,) is V of the observation after the last step."""
         if self.step != self.num_steps:
             raise RuntimeError(f"rollout has {self.step} of {self.num_steps} steps; collect the rest first")
-        next_values = torch.cat([self.values[1:], last_values.unsqueeze(0)], dim=0)
-        next_values = torch.where(self.truncated, self.bootstrap_values, next_values)
+        self.last_values = last_values
+
+    def next_values(self) -> torch.Tensor:
+        """(T, N) V of the true next observation x_{t+1}: V(final observation) where a time limit cut the
+        episode, the next step's V otherwise (its value is unused where the episode terminated)."""
+        following = torch.cat([self.values[1:], self.last_values.unsqueeze(0)], dim=0)
+        return torch.where(self.truncated, self.bootstrap_values, following)
+
+    def compute_gae(self, gamma: float, lam: float) -> None:
+        """Fill advantages and returns (= advantages + values) with GAE(gamma, lam)."""
         self.advantages, self.returns = gae(
-            self.rewards, self.values, next_values, self.terminated, self.dones, gamma, lam
+            self.rewards, self.values, self.next_values(), self.terminated, self.dones, gamma, lam
         )
 
     def reset(self) -> None:
@@ -94,18 +107,30 @@ class RolloutStorage:
 
     def minibatches(self, num_minibatches: int, generator: torch.Generator) -> Iterator[Batch]:
         """Shuffle the T * N samples and yield ``num_minibatches`` flat batches."""
+        full = self.full_batch()
+        for idx in shuffled_chunks(full.obs.shape[0], num_minibatches, generator):
+            yield Batch(log_std=self.log_std, **{k: getattr(full, k)[idx] for k in _PER_SAMPLE})
+
+    def full_batch(self) -> Batch:
+        """All T * N samples as one flat batch (time-major: sample t * N + n)."""
         total = self.num_steps * self.num_envs
-        if num_minibatches > total:
-            raise ValueError(f"{num_minibatches} minibatches requested from a rollout of {total} samples")
-        flat = {
-            "obs": self.obs.reshape(total, -1),
-            "actions": self.actions.reshape(total, -1),
-            "log_probs": self.log_probs.reshape(total),
-            "means": self.means.reshape(total, -1),
-            "values": self.values.reshape(total),
-            "advantages": self.advantages.reshape(total),
-            "returns": self.returns.reshape(total),
-        }
-        order = torch.randperm(total, generator=generator)
-        for idx in order.chunk(num_minibatches):
-            yield Batch(log_std=self.log_std, **{k: v[idx] for k, v in flat.items()})
+        return Batch(
+            obs=self.obs.reshape(total, -1),
+            actions=self.actions.reshape(total, -1),
+            log_probs=self.log_probs.reshape(total),
+            means=self.means.reshape(total, -1),
+            log_std=self.log_std,
+            values=self.values.reshape(total),
+            advantages=self.advantages.reshape(total),
+            returns=self.returns.reshape(total),
+        )
+
+
+_PER_SAMPLE = ("obs", "actions", "log_probs", "means", "values", "advantages", "returns")
+
+
+def shuffled_chunks(total: int, num_chunks: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """A random permutation of range(total) cut into ``num_chunks`` index tensors of near-equal size."""
+    if num_chunks > total:
+        raise ValueError(f"{num_chunks} minibatches requested from {total} samples; lower the minibatch count")
+    return torch.randperm(total, generator=generator).chunk(num_chunks)

@@ -1,14 +1,14 @@
-"""The one rollout loop: collect T steps from N environments, estimate advantages, let the algorithm update.
+"""The synchronous trainer: collect T steps from N environments (robopg/collector.py), let the algorithm
+update, log, checkpoint; ``Trainer.resume`` continues a run.
 
-Every algorithm shares this collection, the storage, GAE, the observation normaliser, logging and
-checkpoints; it only supplies ``update()``.
+Every algorithm shares this collection, the storage, the observation normaliser, logging and checkpoints;
+it only supplies ``update()``. A3C runs the same collection in worker processes (robopg/async_runner.py).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from robopg.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from robopg.config import TrainConfig
+from robopg.collector import Collector
+from robopg.config import Algo, TrainConfig
 from robopg.logger import MetricsLogger
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import RolloutStorage
@@ -56,32 +57,6 @@ def build_policy(cfg: TrainConfig, facts: dict[str, Any]) -> GaussianActorCritic
     )
 
 
-@dataclass
-class EpisodeStats:
-    """Per-environment running return/length; finished episodes collected until the next log."""
-
-    returns: np.ndarray
-    lengths: np.ndarray
-    finished_returns: list[float]
-    finished_lengths: list[int]
-    finished_successes: list[float]
-
-    @classmethod
-    def create(cls, num_envs: int) -> EpisodeStats:
-        return cls(np.zeros(num_envs), np.zeros(num_envs, dtype=np.int64), [], [], [])
-
-    def drain(self) -> dict[str, float]:
-        nan = float("nan")
-        out = {
-            "episode_return": float(np.mean(self.finished_returns)) if self.finished_returns else nan,
-            "episode_length": float(np.mean(self.finished_lengths)) if self.finished_lengths else nan,
-            "success_rate": float(np.mean(self.finished_successes)) if self.finished_successes else nan,
-            "episodes": float(len(self.finished_returns)),
-        }
-        self.finished_returns, self.finished_lengths, self.finished_successes = [], [], []
-        return out
-
-
 class Trainer:
     """Trains ``cfg.run.algo`` on ``cfg.env.task`` into ``run_dir``; ``Trainer.resume`` continues a run."""
 
@@ -95,9 +70,9 @@ class Trainer:
 
         self.facts = task_facts(envs.describe_task(cfg.env.task))
         self.policy = build_policy(cfg, self.facts)
-        self.algo = ALGORITHMS[cfg.run.algo](self.policy, cfg.ppo)
+        self.algo = ALGORITHMS[cfg.run.algo](self.policy, cfg.algorithm)
         self.storage = RolloutStorage(
-            cfg.ppo.rollout_steps, cfg.env.num_envs, self.policy.obs_dim, self.policy.act_dim
+            cfg.algorithm.rollout_steps, cfg.env.num_envs, self.policy.obs_dim, self.policy.act_dim
         )
         self.generator = torch.Generator().manual_seed(cfg.run.seed)
         self.global_step = 0
@@ -155,22 +130,25 @@ class Trainer:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.run_dir / CONFIG_FILE, lambda f: f.write(json.dumps(cfg.to_dict(), indent=2).encode()))
+        if cfg.run.algo is Algo.A3C:
+            from robopg.async_runner import train_async
+
+            return train_async(self)
         logger = MetricsLogger(self.run_dir)
         self.env = envs.make_vec(
             cfg.env.task, cfg.env.num_envs, seed=cfg.run.seed, randomization=cfg.env.randomization,
             backend=cfg.env.backend.value,
         )
+        collector = Collector(self.env, self.policy, self.storage, self.facts["success_key"])
         # A resumed run cannot restore mid-episode simulator state; it starts fresh episodes from a seed derived
         # from the iteration, so resuming the same checkpoint twice gives the same run.
-        obs, _ = self.env.reset(seed=cfg.run.seed + 7919 * self.iteration)
-        stats = EpisodeStats.create(cfg.env.num_envs)
-        bar = tqdm(total=cfg.run.total_steps, initial=min(self.global_step, cfg.run.total_steps), unit="step",
-                   disable=not self.progress, dynamic_ncols=True)
+        collector.reset(seed=cfg.run.seed + 7919 * self.iteration)
+        bar = progress_bar(cfg, self.global_step, self.progress)
         metrics: dict[str, float] = {}
         try:
             while self.global_step < cfg.run.total_steps:
                 t0 = time.perf_counter()
-                obs = self._collect(obs, stats)
+                self.global_step += collector.collect()
                 t1 = time.perf_counter()
                 progress = self.global_step / cfg.run.total_steps
                 metrics = self.algo.update(self.storage, progress, self.generator)
@@ -178,7 +156,7 @@ class Trainer:
                 self.policy.normalizer.update(self.storage.obs)
                 t2 = time.perf_counter()
                 self.iteration += 1
-                metrics.update(stats.drain())
+                metrics.update(collector.stats.drain())
                 metrics.update(
                     iteration=float(self.iteration),
                     steps_per_second=self.cfg.batch_size / (t2 - t0),
@@ -186,19 +164,11 @@ class Trainer:
                     update_seconds=t2 - t1,
                 )
                 logger.log(self.global_step, metrics)
-                bar.update(self.cfg.batch_size)
-                bar.set_postfix(
-                    sps=f"{metrics['steps_per_second']:.0f}",
-                    ret=f"{metrics['episode_return']:.2f}",
-                    success=f"{metrics['success_rate']:.2f}",
-                )
+                show_progress(bar, self.cfg.batch_size, metrics)
                 if cfg.run.checkpoint_every and self.iteration % cfg.run.checkpoint_every == 0:
                     self.save()
         except KeyboardInterrupt:
-            path = self.save()
-            raise KeyboardInterrupt(
-                f"interrupted at step {self.global_step}; saved {path}. Continue with: robopg train --resume {self.run_dir}"
-            ) from None
+            raise self.interrupted() from None
         finally:
             bar.close()
             logger.close()
@@ -206,34 +176,23 @@ class Trainer:
         self.save(final=True)
         return metrics
 
-    @torch.no_grad()
-    def _collect(self, obs: np.ndarray, stats: EpisodeStats) -> np.ndarray:
-        """Fill the storage with T steps; returns the observation to continue from."""
-        storage, policy = self.storage, self.policy
-        storage.reset()
-        storage.log_std.copy_(policy.log_std.detach())
-        success_key = self.facts["success_key"]
-        for _ in range(storage.num_steps):
-            obs_t = torch.from_numpy(obs)
-            actions, log_probs, values, means = policy.act(obs_t)
-            next_obs, rewards, terminated, truncated, infos = self.env.step(policy.to_env_action(actions).numpy())
-            storage.add(obs_t, actions, log_probs, values, means, torch.from_numpy(rewards).float(),
-                        torch.from_numpy(terminated), torch.from_numpy(truncated))
-            # Time-outs bootstrap from the true final observation, never from the reset one.
-            timeouts = np.flatnonzero(truncated & ~terminated)
-            if timeouts.size:
-                final_obs = torch.from_numpy(np.stack(infos["final_obs"][timeouts]).astype(np.float32))
-                storage.set_bootstrap(torch.from_numpy(timeouts), policy.value(final_obs))
-            stats.returns += rewards
-            stats.lengths += 1
-            for i in np.flatnonzero(terminated | truncated):
-                stats.finished_returns.append(float(stats.returns[i]))
-                stats.finished_lengths.append(int(stats.lengths[i]))
-                if success_key is not None:
-                    stats.finished_successes.append(float(infos["final_info"][success_key][i]))
-                stats.returns[i] = 0.0
-                stats.lengths[i] = 0
-            obs = next_obs
-            self.global_step += self.cfg.env.num_envs
-        storage.compute_returns(policy.value(torch.from_numpy(obs)), self.cfg.ppo.gamma, self.cfg.ppo.gae_lambda)
-        return obs
+    def interrupted(self) -> KeyboardInterrupt:
+        """Save a checkpoint and say how to continue."""
+        path = self.save()
+        return KeyboardInterrupt(
+            f"interrupted at step {self.global_step}; saved {path}. Continue with: robopg train --resume {self.run_dir}"
+        )
+
+
+def progress_bar(cfg: TrainConfig, global_step: int, enabled: bool) -> tqdm:
+    return tqdm(total=cfg.run.total_steps, initial=min(global_step, cfg.run.total_steps), unit="step",
+                disable=not enabled, dynamic_ncols=True)
+
+
+def show_progress(bar: tqdm, steps: int, metrics: dict[str, float]) -> None:
+    bar.update(steps)
+    bar.set_postfix(
+        sps=f"{metrics.get('steps_per_second', float('nan')):.0f}",
+        ret=f"{metrics.get('episode_return', float('nan')):.2f}",
+        success=f"{metrics.get('success_rate', float('nan')):.2f}",
+    )

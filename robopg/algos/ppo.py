@@ -65,6 +65,7 @@ class PPO:
     def update(self, storage: RolloutStorage, progress: float, generator: torch.Generator) -> dict[str, float]:
         """One PPO update on a full rollout; ``progress`` in [0, 1] is the fraction of training done."""
         cfg = self.cfg
+        storage.compute_gae(cfg.gamma, cfg.gae_lambda)
         if cfg.lr_schedule is LRSchedule.LINEAR:
             self._set_lr(cfg.learning_rate * max(1.0 - progress, 0.0))
         sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0}

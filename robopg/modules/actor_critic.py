@@ -25,22 +25,32 @@ _ACTIVATIONS: dict[Activation, type[nn.Module]] = {
 }
 
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: Activation, out_gain: float) -> nn.Sequential:
-    """MLP with orthogonal init: gain sqrt(2) on hidden layers, ``out_gain`` on the output, zero biases."""
+def hidden_layers(in_dim: int, hidden: Sequence[int], activation: Activation) -> nn.Sequential:
+    """Linear + activation per width in ``hidden``; orthogonal init with gain sqrt(2), zero biases."""
     layers: list[nn.Module] = []
     sizes = [in_dim, *hidden]
     for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [nn.Linear(a, b), _ACTIVATIONS[activation]()]
-    layers.append(nn.Linear(sizes[-1], out_dim))
-    linears = [m for m in layers if isinstance(m, nn.Linear)]
-    for i, layer in enumerate(linears):
-        nn.init.orthogonal_(layer.weight, gain=out_gain if i == len(linears) - 1 else math.sqrt(2.0))
-        nn.init.zeros_(layer.bias)
+        layers += [_linear(a, b, math.sqrt(2.0)), _ACTIVATIONS[activation]()]
     return nn.Sequential(*layers)
+
+
+def _linear(in_dim: int, out_dim: int, gain: float) -> nn.Linear:
+    layer = nn.Linear(in_dim, out_dim)
+    nn.init.orthogonal_(layer.weight, gain=gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: Activation, out_gain: float) -> nn.Sequential:
+    """MLP with orthogonal init: gain sqrt(2) on hidden layers, ``out_gain`` on the output, zero biases."""
+    return nn.Sequential(*hidden_layers(in_dim, hidden, activation), _linear(hidden[-1], out_dim, out_gain))
 
 
 class GaussianActorCritic(nn.Module):
     """pi(u | x) = N(mu_theta(norm(x)), diag(exp(log_std))^2) and V_phi(norm(x)).
+
+    Two networks by default; ``shared_trunk`` puts both heads on one trunk (the lecture's "architecture
+    design": shared features, but the actor's and critic's gradients then pull on the same layers).
 
     Shapes: obs (B, obs_dim) raw; actions (B, act_dim) in the normalised space; values (B,).
     """
@@ -58,11 +68,26 @@ class GaussianActorCritic(nn.Module):
             )
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.normalizer = RunningNormalizer(obs_dim, clip=cfg.obs_clip)
-        self.actor = mlp(obs_dim, cfg.hidden_sizes, act_dim, cfg.activation, out_gain=0.01)
-        self.critic = mlp(obs_dim, cfg.hidden_sizes, 1, cfg.activation, out_gain=1.0)
+        self.shared_trunk = cfg.shared_trunk
+        if cfg.shared_trunk:
+            # One trunk module in both Sequentials: its parameters are shared (and counted once by parameters()).
+            trunk = hidden_layers(obs_dim, cfg.hidden_sizes, cfg.activation)
+            self.actor = nn.Sequential(trunk, _linear(cfg.hidden_sizes[-1], act_dim, 0.01))
+            self.critic = nn.Sequential(trunk, _linear(cfg.hidden_sizes[-1], 1, 1.0))
+        else:
+            self.actor = mlp(obs_dim, cfg.hidden_sizes, act_dim, cfg.activation, out_gain=0.01)
+            self.critic = mlp(obs_dim, cfg.hidden_sizes, 1, cfg.activation, out_gain=1.0)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(cfg.init_log_std)))
         self.register_buffer("action_low", torch.from_numpy(low))
         self.register_buffer("action_high", torch.from_numpy(high))
+
+    def actor_parameters(self) -> list[nn.Parameter]:
+        """theta of pi_theta: the mean network and the log-std (with a shared trunk, the trunk too)."""
+        return [*self.actor.parameters(), self.log_std]
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """phi of V_phi (with a shared trunk, the trunk too)."""
+        return list(self.critic.parameters())
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw obs (B, obs_dim) -> (action mean (B, act_dim), value (B,))."""

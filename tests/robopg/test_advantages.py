@@ -61,7 +61,8 @@ def test_storage_uses_bootstrap_value_only_where_truncated():
                     torch.ones(2), term, trunc)
         if t == 1:
             storage.set_bootstrap(torch.tensor([0]), torch.tensor([4.0]))
-    storage.compute_returns(torch.full((2,), 2.0), GAMMA, LAM)
+    storage.finish(torch.full((2,), 2.0))
+    storage.compute_gae(GAMMA, LAM)
     assert storage.advantages[:, 0].tolist() == pytest.approx([1.97, 2.6, 0.8])  # time-out
     assert storage.advantages[:, 1].tolist() == pytest.approx([0.35, -1.0, 0.8])  # termination
 
@@ -71,4 +72,4 @@ def test_storage_refuses_an_incomplete_rollout():
     with pytest.raises(RuntimeError, match="1 of 2 steps"):
         storage.add(*([torch.zeros(1, 1)] * 2), torch.zeros(1), torch.zeros(1), torch.zeros(1, 1), torch.zeros(1),
                     torch.zeros(1, dtype=torch.bool), torch.zeros(1, dtype=torch.bool))
-        storage.compute_returns(torch.zeros(1), GAMMA, LAM)
+        storage.finish(torch.zeros(1))

@@ -1,0 +1,82 @@
+"""A3C: asynchronous advantage actor-critic (Mnih et al. 2016), Hogwild style.
+
+Each worker process runs the shared rollout loop on its own environments with a local copy of the policy,
+computes the A2C loss gradient (robopg/algos/a2c.py) on its own rollout, and applies it to parameters that
+live in shared memory, through an Adam whose moment estimates are shared too, without taking a lock: the
+updates of different workers interleave, which Hogwild (Recht et al. 2011) shows still converges when each
+update touches the parameters sparsely and briefly. The worker then copies the shared parameters back into
+its local policy before it collects again. The process orchestration lives in robopg/async_runner.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from robopg.algos.a2c import actor_critic_loss
+from robopg.config import A3CConfig
+from robopg.modules.actor_critic import GaussianActorCritic
+from robopg.storage import RolloutStorage
+
+
+def share_adam_state(optimizer: torch.optim.Adam) -> None:
+    """Create Adam's per-parameter state now (it is lazy otherwise) and move it into shared memory, so every
+    process that unpickles the optimizer steps the same moment estimates."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state[p]
+            if not state:
+                state["step"] = torch.zeros(())
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            for tensor in state.values():
+                tensor.share_memory_()
+
+
+class A3C:
+    name = "a3c"
+
+    def __init__(self, policy: GaussianActorCritic, cfg: A3CConfig) -> None:
+        policy.share_memory()
+        self.shared_policy = policy
+        self.cfg = cfg
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
+        share_adam_state(self.optimizer)
+        self.local_policy: GaussianActorCritic | None = None
+
+    def bind_worker(self, local_policy: GaussianActorCritic) -> None:
+        """In a worker process: the policy that collects and computes gradients there."""
+        self.local_policy = local_policy
+        self.sync_local()
+
+    def sync_local(self) -> None:
+        """Local policy <- shared parameters and normaliser statistics."""
+        assert self.local_policy is not None, "bind_worker(local_policy) first"
+        self.local_policy.load_state_dict(self.shared_policy.state_dict())
+
+    def update(self, storage: RolloutStorage, progress: float, generator: torch.Generator) -> dict[str, float]:
+        """Gradient of the A2C loss on the local copy, applied to the shared parameters (no lock)."""
+        local = self.local_policy
+        if local is None:
+            raise RuntimeError("A3C.update runs in a worker: call bind_worker(local_policy) first")
+        loss, metrics = actor_critic_loss(local, storage, self.cfg)
+        local.zero_grad(set_to_none=True)
+        loss.backward()
+        metrics["grad_norm"] = float(nn.utils.clip_grad_norm_(local.parameters(), self.cfg.max_grad_norm))
+        for shared, own in zip(self.shared_policy.parameters(), local.parameters(), strict=True):
+            shared.grad = own.grad
+        self.optimizer.step()
+        self.sync_local()
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy into the existing shared tensors: Adam.load_state_dict would replace them with private ones."""
+        saved = state["optimizer"]["state"]
+        for index, p in enumerate(self.shared_policy.parameters()):
+            for key, tensor in self.optimizer.state[p].items():
+                tensor.copy_(saved[index][key])

@@ -1,0 +1,37 @@
+"""Fitting the critic V_phi by regression, for the algorithms that fit it apart from the policy step
+(TRPO, REINFORCE with a learned baseline): the lecture's "fit V^pi" box, as supervised learning."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robopg.modules.actor_critic import GaussianActorCritic
+from robopg.storage import shuffled_chunks
+
+
+def fit_value(
+    policy: GaussianActorCritic,
+    optimizer: torch.optim.Optimizer,
+    obs: torch.Tensor,
+    targets: torch.Tensor,
+    epochs: int,
+    minibatches: int,
+    max_grad_norm: float,
+    generator: torch.Generator,
+) -> float:
+    """Minimise 0.5 E[(V(x) - y)^2] over ``epochs`` shuffled passes; obs: (B, obs_dim), targets: (B,).
+
+    Returns the mean loss over all minibatch steps.
+    """
+    total, steps = 0.0, 0
+    for _ in range(epochs):
+        for idx in shuffled_chunks(obs.shape[0], min(minibatches, obs.shape[0]), generator):
+            loss = 0.5 * (policy.value(obs[idx]) - targets[idx]).pow(2).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(policy.critic_parameters(), max_grad_norm)
+            optimizer.step()
+            total += loss.item()
+            steps += 1
+    return total / steps

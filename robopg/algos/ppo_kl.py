@@ -1,0 +1,86 @@
+"""PPO v1: the surrogate with a KL penalty and a dual update of its weight (Schulman et al. 2017, sec. 4):
+
+    maximise_theta  E_t[ r_t(theta) A_t ] - beta * E_t[ KL(pi_old(. | x_t) || pi_theta(. | x_t)) ]
+
+The lecture writes the Lagrangian of TRPO's constraint, E[r A] + beta (E[KL] - delta) with beta the
+multiplier; for a constraint KL <= delta the penalty enters with a minus sign, as here. After each update
+beta takes a dual step on the measured KL d: beta *= factor if d > 1.5 d_targ, beta /= factor if
+d < d_targ / 1.5. SGD (Adam) over epochs x minibatches, as in PPO-clip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from robopg.algos.ppo import value_loss
+from robopg.config import PPOKLConfig
+from robopg.distributions import gaussian_kl
+from robopg.modules.actor_critic import GaussianActorCritic
+from robopg.storage import RolloutStorage
+
+
+def kl_penalty_loss(ratio: torch.Tensor, advantages: torch.Tensor, kl: torch.Tensor, beta: float) -> torch.Tensor:
+    """-(E[r A] - beta E[KL]): the negated PPO-v1 objective; ratio, advantages, kl: (B,)."""
+    return -(ratio * advantages).mean() + beta * kl.mean()
+
+
+def dual_update_beta(beta: float, kl: float, kl_target: float, factor: float = 2.0) -> float:
+    """The dual step on beta: more penalty when the policy moved too far, less when it barely moved."""
+    if kl > 1.5 * kl_target:
+        return beta * factor
+    if kl < kl_target / 1.5:
+        return beta / factor
+    return beta
+
+
+class PPOKL:
+    name = "ppo-kl"
+
+    def __init__(self, policy: GaussianActorCritic, cfg: PPOKLConfig) -> None:
+        self.policy = policy
+        self.cfg = cfg
+        self.beta = cfg.init_beta
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
+
+    def update(self, storage: RolloutStorage, progress: float, generator: torch.Generator) -> dict[str, float]:
+        cfg, policy = self.cfg, self.policy
+        storage.compute_gae(cfg.gamma, cfg.gae_lambda)
+        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0}
+        updates = 0
+        for _epoch in range(cfg.epochs):
+            for batch in storage.minibatches(cfg.minibatches, generator):
+                log_probs, entropy, values, means = policy.evaluate(batch.obs, batch.actions)
+                adv = batch.advantages
+                if cfg.normalize_advantages and adv.numel() > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                kl = gaussian_kl(batch.means, batch.log_std, means, policy.log_std)
+                pg_loss = kl_penalty_loss(torch.exp(log_probs - batch.log_probs), adv, kl, self.beta)
+                v_loss = value_loss(values, batch.values, batch.returns, None)
+                loss = pg_loss + cfg.value_coef * v_loss - cfg.entropy_coef * entropy.mean()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                sums["policy_loss"] += pg_loss.item()
+                sums["value_loss"] += v_loss.item()
+                sums["entropy"] += entropy.mean().item()
+                updates += 1
+        with torch.no_grad():
+            full = storage.full_batch()
+            means = policy.actor(policy.normalizer(full.obs))
+            kl_after = gaussian_kl(full.means, full.log_std, means, policy.log_std).mean().item()
+        beta_used = self.beta
+        self.beta = dual_update_beta(self.beta, kl_after, cfg.kl_target, cfg.beta_factor)
+        metrics = {k: v / updates for k, v in sums.items()}
+        metrics.update(kl=kl_after, beta=beta_used, action_std=torch.exp(policy.log_std).mean().item())
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "beta": self.beta}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.beta = float(state["beta"])

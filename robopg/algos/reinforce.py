@@ -1,0 +1,95 @@
+"""REINFORCE: the Monte-Carlo policy gradient of the lecture, with its two variance reductions.
+
+    grad J(theta) ~ 1/N sum_i sum_t grad log pi_theta(u_it | x_it) (W_it - b)
+
+where the weight W is either the whole trajectory's return r(tau) (``returns = full``) or, using causality,
+the reward-to-go sum_{t' >= t} gamma^(t'-t) r_t' (``returns = reward_to_go``), and the baseline b is
+none, the batch's average return, or a learned state value V(x_t). A baseline leaves the expected gradient
+unchanged (E[grad log p(tau) b] = 0) and lowers its variance.
+
+Monte-Carlo returns need whole episodes: a step counts only if its episode ends inside the rollout (and,
+for r(tau), began inside it). Episode ends of either kind (terminated or time limit) end the sum: REINFORCE
+optimises the finite-horizon return and never bootstraps.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from robopg.advantages import discounted_reward_to_go, finished_episode_mask, full_trajectory_return
+from robopg.algos.critic import fit_value
+from robopg.config import Baseline, ReinforceConfig, ReturnType
+from robopg.modules.actor_critic import GaussianActorCritic
+from robopg.storage import RolloutStorage
+
+
+def policy_gradient_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """-mean(log pi(u_t | x_t) * W_t): its gradient is minus the sample policy gradient; (B,), (B,) -> ()."""
+    return -(log_probs * weights.detach()).mean()
+
+
+class Reinforce:
+    name = "reinforce"
+
+    def __init__(self, policy: GaussianActorCritic, cfg: ReinforceConfig) -> None:
+        self.policy = policy
+        self.cfg = cfg
+        self.actor_optimizer = torch.optim.Adam(policy.actor_parameters(), lr=cfg.learning_rate)
+        self.critic_optimizer = torch.optim.Adam(policy.critic_parameters(), lr=cfg.learning_rate)
+
+    def update(self, storage: RolloutStorage, progress: float, generator: torch.Generator) -> dict[str, float]:
+        """One gradient step on the episodes that finished inside the rollout, then (baseline = value) the
+        critic's regression onto the reward-to-go."""
+        cfg = self.cfg
+        reward_to_go = discounted_reward_to_go(storage.rewards, storage.dones, cfg.gamma)
+        if cfg.returns is ReturnType.FULL:
+            weights = full_trajectory_return(storage.rewards, storage.dones, storage.first_is_start, cfg.gamma)
+            mask = finished_episode_mask(storage.dones, storage.first_is_start)
+        else:
+            weights = reward_to_go
+            mask = finished_episode_mask(storage.dones)
+        used = int(mask.sum())
+        metrics: dict[str, float] = {"samples_used": float(used) / mask.numel()}
+        if used == 0:
+            warnings.warn(
+                f"reinforce: no episode ended inside a rollout of {storage.num_steps} steps, so there is no "
+                "Monte-Carlo return to learn from; raise --rollout-steps above the episode length",
+                RuntimeWarning, stacklevel=2,
+            )
+            return {**metrics, "policy_loss": float("nan")}
+
+        obs, actions = storage.obs[mask], storage.actions[mask]
+        weights = weights[mask]
+        if cfg.baseline is Baseline.AVERAGE:
+            weights = weights - weights.mean()
+        elif cfg.baseline is Baseline.VALUE:
+            weights = weights - storage.values[mask]
+        if cfg.normalize_advantages and used > 1:
+            weights = (weights - weights.mean()) / (weights.std() + 1e-8)
+
+        log_probs, entropy, _, _ = self.policy.evaluate(obs, actions)
+        loss = policy_gradient_loss(log_probs, weights)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.policy.actor_parameters(), cfg.max_grad_norm)
+        self.actor_optimizer.step()
+        metrics.update(policy_loss=loss.item(), entropy=entropy.mean().item(),
+                       action_std=torch.exp(self.policy.log_std).mean().item())
+        if cfg.baseline is Baseline.VALUE:
+            metrics["value_loss"] = fit_value(
+                self.policy, self.critic_optimizer, obs, reward_to_go[mask], cfg.value_epochs,
+                cfg.value_minibatches, cfg.max_grad_norm, generator,
+            )
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"actor_optimizer": self.actor_optimizer.state_dict(),
+                "critic_optimizer": self.critic_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
