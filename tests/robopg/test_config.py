@@ -60,3 +60,34 @@ def test_help_documents_every_subcommand():
         assert flag in out.stdout
     for cmd in ("export", "evaluate"):
         assert subprocess.run([sys.executable, "-m", "robopg.cli", cmd, "--help"], capture_output=True).returncode == 0
+
+
+def test_each_algorithm_has_its_own_section_and_flags(tmp_path):
+    from robopg.cli import _overrides, selected_algo
+
+    args = build_parser(selected_algo(["train", "--algo", "trpo"])).parse_args(
+        ["train", "--algo", "trpo", "--max-kl", "0.02", "--rollout-steps", "32", "--out", "x"])
+    assert _overrides(args) == {"run": {"algo": "trpo"}, "trpo": {"max_kl": 0.02, "rollout_steps": 32}}
+    # A flag of another algorithm is refused rather than silently ignored.
+    with pytest.raises(SystemExit):
+        build_parser(selected_algo(["train", "--algo", "a2c"])).parse_args(
+            ["train", "--algo", "a2c", "--clip-range", "0.1", "--out", "x"])
+    # Without --algo, the config file's algorithm decides which flags apply.
+    path = tmp_path / "c.toml"
+    path.write_text('[run]\nalgo = "reinforce"\n[reinforce]\nbaseline = "average"\n[ppo]\nepochs = 3\n')
+    assert selected_algo(["train", "--config", str(path)]).value == "reinforce"
+    cfg = load_config(path)
+    assert cfg.algorithm is cfg.reinforce and cfg.reinforce.baseline.value == "average"
+    assert cfg.batch_size == cfg.env.num_envs * cfg.reinforce.rollout_steps
+    saved = cfg.to_dict()
+    assert set(saved) == {"env", "policy", "run", "reinforce"}  # config.json holds the section in use
+    assert TrainConfig.from_dict(saved).reinforce == cfg.reinforce
+
+
+def test_cross_section_constraints_name_the_fix():
+    with pytest.raises(ValueError, match="shared-trunk"):
+        TrainConfig().replace({"run": {"algo": "trpo"}, "policy": {"shared_trunk": True}})
+    with pytest.raises(ValueError, match="multiple of 4"):
+        TrainConfig().replace({"run": {"algo": "a3c"}, "a3c": {"workers": 4}, "env": {"num_envs": 6}})
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['clip_range'\] in \[a2c\]"):
+        TrainConfig().replace({"a2c": {"clip_range": 0.1}})
