@@ -4,6 +4,10 @@
     controller = Controller.load("policy.onnx")
     action = controller.act(obs)
 
+One concept per file: ``metadata`` (the file's self-description), ``runtime`` (Controller: load, validate,
+infer), ``safety`` (every check on values), ``robot`` (the Robot protocol), ``replay`` (a log as a robot),
+``loop`` (fixed-rate control loop), ``telemetry`` (tick log and summary), ``cli`` (``robopg-controller``).
+
 ``Controller`` is imported on first use, so ``import policies_export.metadata`` (what the exporter
 needs) does not pay for loading onnxruntime.
 """

@@ -16,8 +16,14 @@ Written by ``robopg export`` (via ``PolicyMetadata(...).to_json()``), read by ``
       "randomization": {...the randomisation spec as data...},
       "robopg_version": "0.1.0",
       "parity_max_abs_diff": 3.2e-07,
-      "exported_at": "2025-01-31T12:00:00+00:00"
+      "exported_at": "2025-01-31T12:00:00+00:00",
+      "observation_low": [0.41, ...],       (optional: obs_dim values, see below)
+      "observation_high": [2.29, ...]
     }
+
+``observation_low`` / ``observation_high`` (optional, added without a version bump) are the range of each flat
+observation value the policy was trained on; the runtime's safety layer flags observations outside it. Files
+without them load, and the range check is then off.
 
 Keys not listed above are ignored, so a later robopg may add fields without bumping the format
 version; removing or changing the meaning of a field needs ``FORMAT_VERSION + 1``.
@@ -79,6 +85,11 @@ class PolicyMetadata:
     """Max abs action difference torch vs onnxruntime, measured at export."""
     exported_at: str
     """Export time, ISO 8601."""
+    observation_low: tuple[float, ...] | None = None
+    """Low end of the training range of each flat observation value, (obs_dim,); None in older files.
+    ``robopg export`` writes the normaliser's mean - clip * std (robopg/export.py says why)."""
+    observation_high: tuple[float, ...] | None = None
+    """High end of the training range of each flat observation value, (obs_dim,); None in older files."""
 
     def __post_init__(self) -> None:
         # Normalise containers (lists from JSON or from the exporter) to tuples, checking types as we go.
@@ -100,6 +111,7 @@ class PolicyMetadata:
             self, "parity_max_abs_diff", _check_float("parity_max_abs_diff", self.parity_max_abs_diff)
         )
         _check_str("exported_at", self.exported_at)
+        self._check_observation_range()
 
         if len(self.action_low) != len(self.action_high):
             raise PolicyFileError(
@@ -123,6 +135,30 @@ class PolicyMetadata:
             raise PolicyFileError(
                 f"metadata parity_max_abs_diff must be a finite number >= 0, got {self.parity_max_abs_diff}"
             )
+
+    def _check_observation_range(self) -> None:
+        low, high = self.observation_low, self.observation_high
+        if low is None and high is None:
+            return
+        if low is None or high is None:
+            raise PolicyFileError(
+                "metadata has only one of 'observation_low' / 'observation_high'; give both or neither"
+            )
+        low = _check_floats("observation_low", low)
+        high = _check_floats("observation_high", high)
+        for field, values in (("observation_low", low), ("observation_high", high)):
+            if len(values) != self.obs_dim:
+                raise PolicyFileError(
+                    f"metadata '{field}' has {len(values)} values, the observation layout has {self.obs_dim} "
+                    f"({self.layout_str()})"
+                )
+        for i, (lo, hi) in enumerate(zip(low, high, strict=True)):
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+                raise PolicyFileError(
+                    f"metadata observation range {i} is [{lo}, {hi}]; it must be finite with low <= high"
+                )
+        object.__setattr__(self, "observation_low", low)
+        object.__setattr__(self, "observation_high", high)
 
     @property
     def obs_dim(self) -> int:
@@ -155,7 +191,44 @@ class PolicyMetadata:
             "parity_max_abs_diff": self.parity_max_abs_diff,
             "exported_at": self.exported_at,
         }
+        if self.observation_low is not None:
+            # Written only when known, so a file without ranges is byte-for-byte what older robopg wrote.
+            doc["observation_low"] = list(self.observation_low)
+            doc["observation_high"] = list(self.observation_high)
         return json.dumps(doc, sort_keys=True, allow_nan=False)
+
+    def describe(self) -> str:
+        """The document for people: what the robot must send and receive, and where the policy came from."""
+        lines = [
+            f"task              {self.task} ({self.algorithm}, {self.training_steps} training steps, "
+            f"seed {self.seed})",
+            f"control rate      {self.control_rate_hz:g} Hz "
+            f"(one action every {1e3 / self.control_rate_hz:.4g} ms)",
+            f"observation       {self.obs_dim} values: {self.layout_str()}",
+        ]
+        ranges = self.observation_low is not None and self.observation_high is not None
+        start = 0
+        for name, size in self.observation_layout:
+            if ranges:
+                lows = self.observation_low[start : start + size]
+                highs = self.observation_high[start : start + size]
+                spans = ", ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in zip(lows, highs, strict=True))
+                lines.append(f"  {name:<16}{spans}")
+            start += size
+        if not ranges:
+            lines.append("  (no training ranges in this file: the safety layer's range check is off)")
+        bounds = ", ".join(
+            f"[{lo:g}, {hi:g}]" for lo, hi in zip(self.action_low, self.action_high, strict=True)
+        )
+        randomized = sorted(self.randomization.get("parameters", self.randomization))
+        lines += [
+            f"action            {self.act_dim} values, bounds {bounds}",
+            f"parity            max |torch - onnxruntime| = {self.parity_max_abs_diff:.2e} at export",
+            f"randomisation     {', '.join(randomized) or 'none'}",
+            f"exported          {self.exported_at} by robopg {self.robopg_version} "
+            f"(format_version {self.format_version})",
+        ]
+        return "\n".join(lines)
 
     @classmethod
     def from_json(cls, text: str, source: str = "<metadata>") -> PolicyMetadata:
@@ -194,19 +267,21 @@ class PolicyMetadata:
                 "or re-export the policy with the robopg version installed here"
             )
 
-        missing = [name for name in _FIELD_NAMES if name not in doc]
+        missing = [name for name in _REQUIRED_FIELDS if name not in doc]
         if missing:
             raise PolicyFileError(
                 f"{source}: '{METADATA_KEY}' metadata is missing field(s) {', '.join(repr(m) for m in missing)}; "
                 f"{_REEXPORT_FIX}"
             )
         try:
-            return cls(**{name: doc[name] for name in _FIELD_NAMES})
+            return cls(**{name: doc[name] for name in _FIELD_NAMES if name in doc})
         except PolicyFileError as err:
             raise PolicyFileError(f"{source}: {err}; {_REEXPORT_FIX}") from None
 
 
 _FIELD_NAMES: tuple[str, ...] = tuple(PolicyMetadata.__dataclass_fields__)
+_OPTIONAL_FIELDS: frozenset[str] = frozenset({"observation_low", "observation_high"})
+_REQUIRED_FIELDS: tuple[str, ...] = tuple(name for name in _FIELD_NAMES if name not in _OPTIONAL_FIELDS)
 
 
 def _runtime_version() -> str:

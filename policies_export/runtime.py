@@ -9,31 +9,27 @@ Two kinds of problems, handled differently:
 
 - *Wiring bugs* (observation of the wrong size, unknown or missing dict key) raise ``ObservationError``:
   they are deterministic and must be fixed before the control loop runs.
-- *Runtime faults* (NaN/inf in an observation, e.g. a dropped sensor; a non-finite model output) never
-  raise: the controller returns its safe action and counts the event in ``stats``. An action outside the
-  bounds is clipped into them and counted.
+- *Runtime faults* (NaN/inf or out-of-range observation values, a stale or late observation, a non-finite
+  model output, an action outside the bounds or moving too fast, an e-stop) never raise: the safety layer
+  (``policies_export/safety.py``, ``controller.safety``) sends the safe action or corrects the action, and
+  counts the intervention in ``controller.stats``.
 
-Safe action: ``"hold"`` repeats the last action returned (the neutral action if none yet this episode);
-``"zero"`` always returns the neutral action. The neutral action is zero clipped into the action
-bounds, i.e. "command nothing" for delta/velocity actions.
-
-Only numpy, onnxruntime and the standard library are imported here: this is what runs on the robot.
+This file checks the file and the observation's wiring and runs the model; every check on values lives in
+safety.py, once. Only numpy, onnxruntime and the standard library are imported here: this runs on the robot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
 
 from policies_export.errors import ObservationError, PolicyFileError
 from policies_export.metadata import METADATA_KEY, PolicyMetadata
-
-SafeAction = Literal["hold", "zero"]
-SAFE_ACTIONS: tuple[str, ...] = ("hold", "zero")
+from policies_export.robot import Observation
+from policies_export.safety import FALLBACKS, Intervention, SafetyConfig, SafetyLayer
 
 INPUT_NAME = "obs"
 OUTPUT_NAME = "action"
@@ -57,28 +53,28 @@ def _session_options() -> ort.SessionOptions:
 class Controller:
     """A validated policy plus the safety layer around it. Build with ``Controller.load(path)``.
 
-    One controller serves one control loop: ``act`` reuses a preallocated input buffer and keeps the
-    held action, so it is not safe to call from several threads at once (load one controller per loop).
+    One controller serves one control loop: ``act`` reuses a preallocated input buffer and the safety layer
+    keeps the held action, so it is not safe to call from several threads at once (load one per loop).
     """
 
     def __init__(
-        self, session: ort.InferenceSession, metadata: PolicyMetadata, path: Path, safe_action: SafeAction
+        self,
+        session: ort.InferenceSession,
+        metadata: PolicyMetadata,
+        path: Path,
+        safety: SafetyConfig | None = None,
+        estop: Callable[[], bool] | None = None,
     ) -> None:
         """Prefer ``Controller.load``; this assumes ``session`` was already checked against ``metadata``."""
-        _check_safe_action(safe_action)
         self.path = path
         self.metadata = metadata
-        self.safe_action: SafeAction = safe_action
+        self.safety = SafetyLayer(metadata, safety, estop)
         self.layout: tuple[tuple[str, int], ...] = metadata.observation_layout
         self.obs_dim: int = metadata.obs_dim
         self.act_dim: int = metadata.act_dim
-        self.action_low = np.asarray(metadata.action_low, dtype=np.float32)
-        self.action_high = np.asarray(metadata.action_high, dtype=np.float32)
-        self.action_low.flags.writeable = False
-        self.action_high.flags.writeable = False
-        # Zero clipped into the bounds: "command nothing" where the bounds allow it.
-        self.neutral_action = np.clip(np.zeros(self.act_dim, np.float32), self.action_low, self.action_high)
-        self.neutral_action.flags.writeable = False
+        self.action_low = self.safety.action_low
+        self.action_high = self.safety.action_high
+        self.neutral_action = self.safety.neutral_action
 
         self._session = session
         # Preallocated once; act() writes into them instead of building arrays/dicts per tick.
@@ -89,25 +85,26 @@ class Controller:
             (name, size, self._obs_buf[0, start : start + size])
             for name, size, start in _field_offsets(self.layout)
         )
-        self._held_action = self.neutral_action.copy()
-
         self._ticks = 0
-        self._fallback_nonfinite_obs = 0
-        self._fallback_nonfinite_action = 0
-        self._consecutive_fallbacks = 0
-        self._clipped_actions = 0
 
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def load(cls, path: str | Path, *, safe_action: SafeAction = "hold") -> Controller:
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        safety: SafetyConfig | None = None,
+        estop: Callable[[], bool] | None = None,
+    ) -> Controller:
         """Open and validate an exported policy file.
 
+        safety: the safety layer's settings (default: ``SafetyConfig()``, every check on).
+        estop: polled once per tick; when it returns True the e-stop latches (``safety.release_estop()``).
         Raises ``PolicyFileError`` (naming the file, the problem and the fix) if the file is missing,
         empty, not ONNX or truncated, has no robopg metadata, has an unsupported format version, or its
         graph's ``obs``/``action`` shapes disagree with the metadata.
         """
-        _check_safe_action(safe_action)
         path = Path(path)
         if not path.exists():
             raise PolicyFileError(f"{path}: no such file; check the path (relative to {Path.cwd()})")
@@ -136,49 +133,50 @@ class Controller:
             )
         metadata = PolicyMetadata.from_json(custom[METADATA_KEY], source=str(path))
         _check_graph_signature(session, metadata, path)
-        return cls(session, metadata, path, safe_action)
+        return cls(session, metadata, path, safety, estop)
 
     # ------------------------------------------------------------------ acting
 
-    def act(self, obs: np.ndarray | list[float] | Mapping[str, np.ndarray | list[float]]) -> np.ndarray:
-        """One control tick: observation -> action within bounds.
+    def act(self, obs: Observation, *, stamp: float | None = None, read_s: float | None = None) -> np.ndarray:
+        """One control tick: observation -> action within bounds, through the safety layer.
 
         obs: (obs_dim,) flat vector of any real dtype, or a dict keyed by the layout's field names, each
              value of its field's size.
-        Returns: (act_dim,) float32 in [action_low, action_high]; a fresh array the caller may keep.
-        Raises ``ObservationError`` on a shape/key mismatch; never raises on NaN/inf values.
+        stamp: the robot's timestamp of ``obs`` in seconds (``robot.time()``), for the stale-observation
+             watchdog; None skips it. read_s: how long reading ``obs`` took, for the slow-read watchdog.
+        Returns: (act_dim,) float32 in [action_low, action_high]; a fresh array the caller may keep. What the
+        safety layer did this tick is in ``controller.safety.events``.
+        Raises ``ObservationError`` on a shape/key mismatch; never raises on the values themselves.
         """
         if isinstance(obs, Mapping):
             self._fill_from_dict(obs)
         else:
             self._fill_from_flat(obs)
         self._ticks += 1
+        self.safety.begin_tick()
 
         # Casting to float32 above also turns values beyond float32 range into inf, caught here.
-        if not np.isfinite(self._obs_buf).all():
-            self._fallback_nonfinite_obs += 1
-            return self._safe_action()
-
+        fault = self.safety.check_observation(self._obs_buf, stamp, read_s)
+        if fault is not None:
+            return self.safety.fallback(*fault)
         action = self._session.run(self._output_names, self._feed)[0][0]
-        if not np.isfinite(action).all():
-            self._fallback_nonfinite_action += 1
-            return self._safe_action()
+        return self.safety.check_action(action)
 
-        # The graph already clips; this is the last line of defence against a graph that does not.
-        if (action < self.action_low).any() or (action > self.action_high).any():
-            self._clipped_actions += 1
-            np.clip(action, self.action_low, self.action_high, out=action)
+    def fallback(self, kind: Intervention, detail: str = "") -> np.ndarray:
+        """A tick without a usable observation (e.g. the robot adapter raised): the safe action, counted.
 
-        self._consecutive_fallbacks = 0
-        self._held_action[:] = action
-        return action
+        Returns (act_dim,) float32; ``controller.safety.events`` holds (kind, detail).
+        """
+        self._ticks += 1
+        self.safety.begin_tick()
+        return self.safety.fallback(kind, detail)
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
         """Many observations at once (e.g. vectorised evaluation); does not touch the held action.
 
         obs: (B, obs_dim) of any real dtype.
-        Returns: (B, act_dim) float32 within bounds. Rows with a non-finite observation or a non-finite
-        model output get the neutral action and are counted, as in ``act``.
+        Returns: (B, act_dim) float32 within bounds. Rows with a non-finite or out-of-range observation or a
+        non-finite model output get the neutral action and are counted; there is no rate limit or watchdog.
         """
         obs_arr = np.asarray(obs)
         _check_real_dtype(obs_arr)
@@ -188,58 +186,34 @@ class Controller:
                 f"(layout: {self.metadata.layout_str()})"
             )
         batch = np.ascontiguousarray(obs_arr, dtype=np.float32)
-        n_rows = batch.shape[0]
-        actions = np.empty((n_rows, self.act_dim), dtype=np.float32)
-        actions[:] = self.neutral_action
-        if n_rows == 0:
-            return actions
-        self._ticks += n_rows
-
-        finite_obs = np.isfinite(batch).all(axis=1)
-        self._fallback_nonfinite_obs += int(n_rows - finite_obs.sum())
-        if finite_obs.any():
-            out = self._session.run(self._output_names, {INPUT_NAME: batch[finite_obs]})[0]
-            finite_out = np.isfinite(out).all(axis=1)
-            self._fallback_nonfinite_action += int(out.shape[0] - finite_out.sum())
-            out = out[finite_out]
-            clipped = np.clip(out, self.action_low, self.action_high)
-            self._clipped_actions += int((clipped != out).any(axis=1).sum())
-            rows = np.flatnonzero(finite_obs)[finite_out]
-            actions[rows] = clipped
-        return actions
+        self._ticks += batch.shape[0]
+        return self.safety.check_batch(
+            batch, lambda rows: self._session.run(self._output_names, {INPUT_NAME: rows})[0]
+        )
 
     def reset(self) -> None:
-        """Start of an episode: forget the held action, so "hold" falls back to the neutral action."""
-        self._held_action[:] = self.neutral_action
-        self._consecutive_fallbacks = 0
+        """Start of an episode: the held action goes back to neutral and the watchdog starts over."""
+        self.safety.reset()
 
     @property
     def stats(self) -> dict:
         """Counters since load (not cleared by ``reset``); a snapshot, safe to keep or log.
 
-        ``ticks``: actions produced (act calls + act_batch rows, excluding calls that raised).
-        ``fallbacks``: safe actions returned, by reason (``nonfinite_obs``, ``nonfinite_action``).
-        ``consecutive_fallbacks``: act() fallbacks since the last model action, for a watchdog that stops
+        ``ticks``: actions produced (act/fallback calls + act_batch rows, excluding calls that raised).
+        ``interventions``: count per ``Intervention`` kind (safety.py), e.g. ``{"nonfinite_obs": 2, ...}``.
+        ``fallbacks``: ticks that sent the safe action instead of the policy's (sum over those kinds).
+        ``consecutive_fallbacks``: safe actions since the last policy action, for a watchdog that stops
         the robot after too many in a row.
-        ``clipped_actions``: model actions that had to be clipped into the bounds.
         """
+        counts = self.safety.counts
         return {
             "ticks": self._ticks,
-            "fallbacks": {
-                "nonfinite_obs": self._fallback_nonfinite_obs,
-                "nonfinite_action": self._fallback_nonfinite_action,
-            },
-            "consecutive_fallbacks": self._consecutive_fallbacks,
-            "clipped_actions": self._clipped_actions,
+            "interventions": {kind.value: n for kind, n in counts.items()},
+            "fallbacks": sum(counts[kind] for kind in FALLBACKS),
+            "consecutive_fallbacks": self.safety.consecutive_fallbacks,
         }
 
     # ------------------------------------------------------------------ internals
-
-    def _safe_action(self) -> np.ndarray:
-        self._consecutive_fallbacks += 1
-        if self.safe_action == "hold":
-            return self._held_action.copy()
-        return self.neutral_action.copy()
 
     def _fill_from_flat(self, obs: np.ndarray | list[float]) -> None:
         flat = np.asarray(obs)
@@ -324,11 +298,6 @@ def _field_offsets(layout: tuple[tuple[str, int], ...]) -> list[tuple[str, int, 
         offsets.append((name, size, start))
         start += size
     return offsets
-
-
-def _check_safe_action(safe_action: str) -> None:
-    if safe_action not in SAFE_ACTIONS:
-        raise ValueError(f"safe_action must be one of {SAFE_ACTIONS}, got {safe_action!r}")
 
 
 def _check_real_dtype(arr: np.ndarray, what: str = "obs") -> None:

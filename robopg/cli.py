@@ -121,7 +121,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     profile = None if args.profile == "none" else args.profile
     result = evaluate_policy(args.policy, task=args.task, profile=profile, randomization=args.randomization,
-                             episodes=args.episodes, seed=args.seed)
+                             episodes=args.episodes, seed=args.seed, rate_hz=args.rate)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -131,6 +131,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  mean return       {result.mean_return:.3f} +- {result.std_return:.3f}")
         print(f"  controller p50    {result.latency_p50_us:.1f} us   p99 {result.latency_p99_us:.1f} us")
         print(f"  safe-action falls {result.fallbacks}")
+        others = {k: n for k, n in result.interventions.items() if n}
+        print(f"  interventions     {others or 'none'}")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from policies_export import Controller
+
+    # Loading through the Controller checks the graph against the metadata too, as the robot would.
+    metadata = Controller.load(args.policy).metadata
+    if args.json:
+        print(json.dumps(json.loads(metadata.to_json()), indent=2))
+    else:
+        print(f"{args.policy}")
+        print(metadata.describe())
     return 0
 
 
@@ -139,7 +154,7 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
         prog="robopg",
         description="Train policy-gradient policies on MuJoCo tasks, export one ONNX file, run it via the controller.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,export,evaluate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,export,evaluate,inspect}")
 
     train = sub.add_parser(
         "train", help="train a policy into a run directory",
@@ -177,8 +192,19 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
     evaluate.add_argument("--randomization", default="none", help="randomisation spec: none, default or a TOML path")
     evaluate.add_argument("--episodes", type=int, default=20, help="episodes to run")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    evaluate.add_argument("--rate", type=float, metavar="HZ",
+                          help="run the control loop in real time at HZ (default: unthrottled, as fast as the sim)")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    inspect = sub.add_parser(
+        "inspect", help="print an exported policy's metadata (layout, bounds, rate, provenance, ranges)",
+        description="Validate POLICY.onnx as the robot would and print what it carries: observation layout and "
+        "training ranges, action bounds, control rate, training provenance, parity figure.",
+    )
+    inspect.add_argument("policy", type=Path, help="exported .onnx file")
+    inspect.add_argument("--json", action="store_true", help="print the metadata document as JSON")
+    inspect.set_defaults(func=_cmd_inspect)
     return parser
 
 

@@ -1,20 +1,22 @@
-"""Evaluate an exported policy file through the robot's Controller against the simulated robot.
+"""Evaluate an exported policy file through the robot's control loop against the simulated robot.
 
-This is the deployment code path: the same ``policies_export.Controller`` that runs on the robot reads the
-file, checks each observation and acts; the simulator stands in for the robot, optionally under a reality
-profile (``envs/profiles/``) or a randomisation spec.
+This is the deployment code path: ``policies_export.run_loop`` drives ``policies_export.Controller`` (file
+checks, observation checks, inference, safety layer) against ``SimRobot``, exactly as it drives a real arm,
+optionally under a reality profile (``envs/profiles/``) or a randomisation spec. The only difference from the
+robot is the clock: evaluation runs unthrottled (no sleeping) unless ``rate_hz`` is given.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-import envs
 from policies_export import Controller
+from policies_export.loop import LoopConfig, run_loop
+from policies_export.safety import SafetyConfig
+from robopg.sim_robot import SimRobot
 
 
 @dataclass(frozen=True)
@@ -27,9 +29,10 @@ class EvalResult:
     success_rate: float | None  # None for tasks without a success signal
     mean_return: float
     std_return: float
-    latency_p50_us: float  # controller.act: observation checks + inference + safety clip
+    latency_p50_us: float  # controller.act: observation checks + inference + safety layer
     latency_p99_us: float
-    fallbacks: int  # safe actions substituted by the controller
+    fallbacks: int  # safe actions substituted by the safety layer
+    interventions: dict[str, int]  # every safety-layer intervention by kind (clipped, rate-limited, ...)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,47 +45,44 @@ def evaluate_policy(
     randomization: str = "none",
     episodes: int = 20,
     seed: int = 0,
+    rate_hz: float | None = None,
+    safety: SafetyConfig | None = None,
 ) -> EvalResult:
-    controller = Controller.load(policy_path)
+    """Run ``episodes`` episodes (episode i from seed + i) and score them.
+
+    rate_hz: None runs unthrottled; a number runs the loop in real time at that rate.
+    safety: the safety layer's settings (default: the robot's defaults).
+    """
+    controller = Controller.load(policy_path, safety=safety)
     task = task or controller.metadata.task
-    env = envs.make_env(task, seed=seed, randomization=randomization, profile=profile)
-    obs_dim = env.get_wrapper_attr("layout").dim
-    if obs_dim != controller.obs_dim:
-        env.close()
-        raise ValueError(
-            f"{policy_path} expects {controller.obs_dim} observation values but {task} gives {obs_dim}; "
-            f"the policy was trained on {controller.metadata.task}: pass --task {controller.metadata.task}"
-        )
-    returns, successes, latencies = [], [], []
+    robot = SimRobot(task, seed=seed, randomization=randomization, profile=profile)
     try:
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            controller.reset()
-            total, done, info_step = 0.0, False, {}
-            while not done:
-                t0 = time.perf_counter_ns()
-                action = controller.act(obs)
-                latencies.append(time.perf_counter_ns() - t0)
-                obs, reward, terminated, truncated, info_step = env.step(action)
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
-            if "is_success" in info_step:
-                successes.append(float(info_step["is_success"]))
+        if robot.obs_dim != controller.obs_dim:
+            raise ValueError(
+                f"{policy_path} expects {controller.obs_dim} observation values but {task} gives "
+                f"{robot.obs_dim}; the policy was trained on {controller.metadata.task}: "
+                f"pass --task {controller.metadata.task}"
+            )
+        loop = LoopConfig(rate_hz=rate_hz, realtime=rate_hz is not None, max_episodes=episodes)
+        result = run_loop(controller, robot, loop)
     finally:
-        env.close()
-    lat_us = np.asarray(latencies, dtype=np.float64) / 1e3
-    fallbacks = int(sum(controller.stats["fallbacks"].values()))
+        robot.close()
+    if not result.ok:  # ValueError: the CLI prints it as a one-line error with the loop's fix in it
+        raise ValueError(f"evaluation of {policy_path} on {task} stopped early: {result.message}")
+    summary = result.summary
+    returns = robot.episode_returns
+    successes = robot.episode_successes
     return EvalResult(
         policy=str(policy_path),
         task=task,
         profile=profile,
         randomization=randomization,
-        episodes=episodes,
+        episodes=len(returns),
         success_rate=float(np.mean(successes)) if successes else None,
         mean_return=float(np.mean(returns)),
         std_return=float(np.std(returns)),
-        latency_p50_us=float(np.percentile(lat_us, 50)),
-        latency_p99_us=float(np.percentile(lat_us, 99)),
-        fallbacks=fallbacks,
+        latency_p50_us=float(summary["latency_us"]["p50"]),
+        latency_p99_us=float(summary["latency_us"]["p99"]),
+        fallbacks=int(summary["fallbacks"]),
+        interventions={kind: int(n) for kind, n in summary["interventions"].items()},
     )

@@ -39,6 +39,16 @@ class RunningNormalizer(nn.Module):
         self.var.copy_(m2 / total)
         self.count.copy_(total)
 
+    @torch.no_grad()
+    def unclipped_range(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw inputs the normaliser passes unclipped: mean -+ clip * sqrt(var + eps), (dim,) float64 each.
+
+        Beyond it ``forward`` saturates at +-clip, so the policy cannot tell a value there from the boundary.
+        """
+        half_width = self.clip * torch.sqrt(self.var.to(torch.float64) + self.eps)
+        mean = self.mean.to(torch.float64)
+        return mean - half_width, mean + half_width
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., dim) raw -> (..., dim) normalised and clipped."""
         return torch.clamp((x - self.mean) / torch.sqrt(self.var + self.eps), -self.clip, self.clip)

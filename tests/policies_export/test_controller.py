@@ -10,6 +10,7 @@ import pytest
 from policy_fixtures import ACTION_HIGH, ACTION_LOW, expected_action, make_metadata
 
 from policies_export import Controller, ObservationError, PolicyFileError
+from policies_export.safety import SafetyConfig
 
 OBS = np.array([0.5, -1.0, 0.25, 2.0, -0.5])  # float64 on purpose: act() accepts any real dtype
 NAN_OBS = np.array([0.5, np.nan, 0.25, 2.0, -0.5])
@@ -176,7 +177,7 @@ def test_graph_act_dim_disagreeing_with_metadata(write_policy: Callable[..., Pat
 
 def test_bad_safe_action_mode(policy_path: Path) -> None:
     with pytest.raises(ValueError, match=r"safe_action must be one of \('hold', 'zero'\), got 'freeze'"):
-        Controller.load(policy_path, safe_action="freeze")  # type: ignore[arg-type]
+        Controller.load(policy_path, safety=SafetyConfig(safe_action="freeze"))  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- wiring bugs raise
@@ -225,14 +226,14 @@ def test_dict_with_wrong_field_size(policy_path: Path) -> None:
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e39])  # 1e39 overflows float32 to inf
 def test_nonfinite_obs_with_hold_returns_previous_action(policy_path: Path, bad: float) -> None:
-    ctrl = Controller.load(policy_path, safe_action="hold")
+    ctrl = Controller.load(policy_path, safety=SafetyConfig(safe_action="hold"))
     previous = ctrl.act(OBS)
     obs = OBS.copy()
     obs[2] = bad
     np.testing.assert_array_equal(ctrl.act(obs), previous)
     np.testing.assert_array_equal(ctrl.act(obs), previous)
     stats = ctrl.stats
-    assert stats["fallbacks"] == {"nonfinite_obs": 2, "nonfinite_action": 0}
+    assert stats["interventions"]["nonfinite_obs"] == 2 and stats["fallbacks"] == 2
     assert stats["consecutive_fallbacks"] == 2
     assert stats["ticks"] == 3
     ctrl.act(OBS)
@@ -240,14 +241,14 @@ def test_nonfinite_obs_with_hold_returns_previous_action(policy_path: Path, bad:
 
 
 def test_nonfinite_obs_in_dict_input(policy_path: Path) -> None:
-    ctrl = Controller.load(policy_path, safe_action="zero")
+    ctrl = Controller.load(policy_path, safety=SafetyConfig(safe_action="zero"))
     action = ctrl.act({"joint_pos": [0.0, np.inf, 0.0], "goal": [0.0, 0.0]})
     np.testing.assert_array_equal(action, [0.0, 0.0])
-    assert ctrl.stats["fallbacks"]["nonfinite_obs"] == 1
+    assert ctrl.stats["interventions"]["nonfinite_obs"] == 1
 
 
 def test_hold_before_any_action_and_after_reset_returns_neutral(policy_path: Path) -> None:
-    ctrl = Controller.load(policy_path, safe_action="hold")
+    ctrl = Controller.load(policy_path, safety=SafetyConfig(safe_action="hold"))
     np.testing.assert_array_equal(ctrl.act(NAN_OBS), [0.0, 0.0])
     ctrl.act(OBS)
     ctrl.reset()
@@ -255,18 +256,18 @@ def test_hold_before_any_action_and_after_reset_returns_neutral(policy_path: Pat
 
 
 def test_zero_mode_returns_zeros(policy_path: Path) -> None:
-    ctrl = Controller.load(policy_path, safe_action="zero")
+    ctrl = Controller.load(policy_path, safety=SafetyConfig(safe_action="zero"))
     ctrl.act(OBS)
     action = ctrl.act(NAN_OBS)
     assert action.dtype == np.float32
     np.testing.assert_array_equal(action, [0.0, 0.0])
-    assert ctrl.stats["fallbacks"]["nonfinite_obs"] == 1
+    assert ctrl.stats["interventions"]["nonfinite_obs"] == 1
 
 
 def test_neutral_action_is_zero_clipped_into_bounds(write_policy: Callable[..., Path]) -> None:
     """A gripper-style bound [0.5, 1] cannot command zero; the neutral action is its nearest bound."""
     meta = make_metadata(action_low=(-1.0, 0.5), action_high=(1.0, 1.0))
-    ctrl = Controller.load(write_policy(metadata=meta, clip=False), safe_action="zero")
+    ctrl = Controller.load(write_policy(metadata=meta, clip=False), safety=SafetyConfig(safe_action="zero"))
     np.testing.assert_array_equal(ctrl.act(NAN_OBS), [0.0, 0.5])
 
 
@@ -275,16 +276,16 @@ def test_out_of_bounds_model_output_is_clipped_and_counted(write_policy: Callabl
     action = ctrl.act(HUGE_OBS)
     np.testing.assert_array_equal(action, [1.0, -2.0])  # W @ HUGE_OBS + B = [10.05, -40.1]
     ctrl.act(OBS)  # in bounds: not counted
-    assert ctrl.stats["clipped_actions"] == 1
-    assert ctrl.stats["fallbacks"] == {"nonfinite_obs": 0, "nonfinite_action": 0}
+    assert ctrl.stats["interventions"]["action_clipped"] == 1
+    assert ctrl.stats["fallbacks"] == 0
 
 
 def test_nonfinite_model_output_returns_safe_action(write_policy: Callable[..., Path]) -> None:
     # action = clip(Wx + b) * [1, inf]: the second dimension is +-inf or NaN for any input.
     path = write_policy(scale=np.array([1.0, np.inf]))
-    ctrl = Controller.load(path, safe_action="hold")
+    ctrl = Controller.load(path, safety=SafetyConfig(safe_action="hold"))
     np.testing.assert_array_equal(ctrl.act(OBS), [0.0, 0.0])
-    assert ctrl.stats["fallbacks"] == {"nonfinite_obs": 0, "nonfinite_action": 1}
+    assert ctrl.stats["interventions"]["nonfinite_action"] == 1 and ctrl.stats["fallbacks"] == 1
 
 
 def test_act_batch_falls_back_per_row_and_counts(write_policy: Callable[..., Path]) -> None:
@@ -297,12 +298,13 @@ def test_act_batch_falls_back_per_row_and_counts(write_policy: Callable[..., Pat
     np.testing.assert_allclose(actions[3], expected_action(OBS), atol=1e-6)
     stats = ctrl.stats
     assert stats["ticks"] == 4
-    assert stats["fallbacks"] == {"nonfinite_obs": 1, "nonfinite_action": 0}
-    assert stats["clipped_actions"] == 1
+    assert stats["interventions"]["nonfinite_obs"] == 1 and stats["fallbacks"] == 1
+    assert stats["interventions"]["action_clipped"] == 1
 
 
 def test_act_batch_with_nonfinite_model_output(write_policy: Callable[..., Path]) -> None:
     ctrl = Controller.load(write_policy(scale=np.array([1.0, np.inf])))
     actions = ctrl.act_batch(np.stack([OBS, NAN_OBS]))
     np.testing.assert_array_equal(actions, np.zeros((2, 2)))
-    assert ctrl.stats["fallbacks"] == {"nonfinite_obs": 1, "nonfinite_action": 1}
+    interventions = ctrl.stats["interventions"]
+    assert (interventions["nonfinite_obs"], interventions["nonfinite_action"]) == (1, 1)

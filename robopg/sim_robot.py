@@ -1,0 +1,106 @@
+"""The simulated Fetch robot (any ``envs`` task) behind the runtime's ``Robot`` protocol.
+
+It lives in robopg, not in policies_export, because it needs envs (MuJoCo, Gymnasium), which a robot
+computer does not install. It satisfies ``policies_export.robot.EpisodicRobot`` structurally (read, apply,
+time, episode_done, reset) and adds what evaluation scores: per-episode returns and successes.
+
+``robot_from_spec`` is registered as the ``sim`` robot under the ``policies_export.robots`` entry point group
+(pyproject.toml), so ``robopg-controller POLICY.onnx --robot sim:FetchPush-v4`` finds it without the runtime
+ever importing robopg; the runtime imports this module only when ``sim:`` is asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import envs
+from envs.tasks import SUCCESS_KEY
+
+
+class SimRobot:
+    """``envs.make_env(task, seed, randomization, profile)`` as a robot.
+
+    Time is simulated: each ``apply`` advances it by the task's control period, across episodes, so the
+    runtime's stale-observation watchdog sees a clock that only moves forward.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        seed: int = 0,
+        randomization: str | Path = "none",
+        profile: str | Path | None = None,
+    ) -> None:
+        """Episode i starts from ``reset(seed=seed + i)``, so results are reproducible from ``seed``."""
+        self.task = task
+        self.seed = seed
+        self.env = envs.make_env(task, seed=seed, randomization=randomization, profile=profile)
+        self.layout: tuple[tuple[str, int], ...] = self.env.get_wrapper_attr("layout").fields
+        self.control_dt = float(
+            getattr(self.env.unwrapped, "dt", 1.0 / self.env.metadata.get("render_fps", 25))
+        )
+        self.episode_returns: list[float] = []
+        """Return of each finished episode."""
+        self.episode_successes: list[float] = []
+        """Success (0/1) at the last step of each finished episode; empty for tasks without success."""
+        self._time = 0.0
+        self._episode = 0
+        self._return = 0.0
+        self._done = False
+        self._obs, _ = self.env.reset(seed=seed)
+
+    @property
+    def obs_dim(self) -> int:
+        return sum(size for _, size in self.layout)
+
+    def read(self) -> np.ndarray:
+        """The current observation, (obs_dim,) float32 in the task's layout."""
+        return self._obs
+
+    def apply(self, action: np.ndarray) -> None:
+        """Step the simulator with ``action``: (act_dim,), within the task's bounds."""
+        if self._done:
+            raise RuntimeError(f"{self.task}: episode {self._episode} is over; call reset() before apply()")
+        self._obs, reward, terminated, truncated, info = self.env.step(action)
+        self._time += self.control_dt
+        self._return += float(reward)
+        if terminated or truncated:
+            self._done = True
+            self.episode_returns.append(self._return)
+            if SUCCESS_KEY in info:
+                self.episode_successes.append(float(info[SUCCESS_KEY]))
+
+    def time(self) -> float:
+        """Simulated seconds since construction at the current observation."""
+        return self._time
+
+    def episode_done(self) -> bool:
+        return self._done
+
+    def reset(self) -> None:
+        self._episode += 1
+        self._obs, _ = self.env.reset(seed=self.seed + self._episode)
+        self._return = 0.0
+        self._done = False
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def robot_from_spec(arg: str, options: dict[str, str]) -> SimRobot:
+    """``--robot sim:TASK`` with ``--robot-option seed=N profile=P randomization=R`` (all optional)."""
+    known = {"seed", "profile", "randomization"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"sim robot: unknown option(s) {unknown}; it takes {sorted(known)}")
+    if not arg:
+        raise ValueError("sim robot: name the task, e.g. --robot sim:FetchReachDense-v4")
+    profile = options.get("profile")
+    return SimRobot(
+        arg,
+        seed=int(options.get("seed", 0)),
+        randomization=options.get("randomization", "none"),
+        profile=None if profile in (None, "none") else profile,
+    )
