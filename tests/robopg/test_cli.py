@@ -47,3 +47,24 @@ def test_evaluate_reports_bad_files_and_mismatched_tasks_clearly(tmp_path):
     junk.write_text("not a model")
     bad = robopg("evaluate", str(junk), "--episodes", "1")
     assert bad.returncode == 2 and "robopg export" in bad.stderr
+
+
+def test_every_algo_trains_exports_and_evaluates_through_the_cli(tmp_path, capsys):
+    from policies_export import Controller
+    from robopg.cli import main
+    from robopg.config import Algo
+
+    for algo in Algo:
+        run, policy = tmp_path / algo.value, tmp_path / f"{algo.value}.onnx"
+        steps = "400" if algo is Algo.REINFORCE else "256"
+        rollout = "50" if algo is Algo.REINFORCE else "16"  # REINFORCE needs whole episodes in a rollout
+        assert main(["train", "--algo", algo.value, "--task", "InvertedPendulum-v5", "--num-envs", "4",
+                     "--rollout-steps", rollout, "--total-steps", steps, "--randomization", "none",
+                     "--no-progress", "--out", str(run)]) == 0
+        assert json.loads((run / "config.json").read_text())["run"]["algo"] == algo.value
+        assert main(["export", str(run), "--out", str(policy)]) == 0
+        assert Controller.load(policy).metadata.algorithm == algo.value  # provenance travels with the file
+        assert main(["evaluate", str(policy), "--profile", "none", "--episodes", "2", "--json"]) == 0
+        out = capsys.readouterr().out
+        result = json.loads(out[out.index("{"):])
+        assert result["task"] == "InvertedPendulum-v5" and result["episodes"] == 2 and result["fallbacks"] == 0
