@@ -57,13 +57,27 @@ class _ModelField:
             a[i] = nominal * ratio.reshape(ratio.shape + (1,) * (nominal.ndim - ratio.ndim))
 
 
-class _MocapStepScale:
-    """Scales Fetch's end-effector step. gymnasium-robotics clips the action to [-1, 1] in step() and then
-    hard-codes `pos_ctrl *= 0.05` inside `_set_action`, so the only place to scale the real motion is the
-    action reaching `_set_action`; we wrap that method on this env instance only."""
+class ActionScale:
+    """Scales Fetch's end-effector step (the action's first three components) by `scale`. The batched backend
+    reads `scale` directly; `_MocapStepScale` makes a gymnasium-robotics env apply it."""
+
+    def __init__(self) -> None:
+        self.scale = 1.0
+
+    def restore(self) -> None:
+        self.scale = 1.0
+
+    def set(self, value: float, mode: Mode) -> None:
+        self.scale = float(value)  # nominal is 1, so scaled and absolute agree
+
+
+class _MocapStepScale(ActionScale):
+    """gymnasium-robotics clips the action to [-1, 1] in step() and then hard-codes `pos_ctrl *= 0.05` inside
+    `_set_action`, so the only place to scale the real motion is the action reaching `_set_action`; we wrap
+    that method on this env instance only."""
 
     def __init__(self, fetch_env: MujocoFetchEnv):
-        self.scale = 1.0
+        super().__init__()
         original = fetch_env._set_action
 
         def scaled_set_action(action: np.ndarray) -> None:
@@ -72,12 +86,6 @@ class _MocapStepScale:
             original(action)
 
         fetch_env._set_action = scaled_set_action
-
-    def restore(self) -> None:
-        self.scale = 1.0
-
-    def set(self, value: float, mode: Mode) -> None:
-        self.scale = float(value)  # nominal is 1, so scaled and absolute agree
 
 
 def _id(model: mujoco.MjModel, obj: mujoco.mjtObj, name: str) -> int:
@@ -97,12 +105,11 @@ def _joint_dofs(model: mujoco.MjModel) -> np.ndarray:
     return np.array(dofs, dtype=np.intp)
 
 
-def _find_targets(env: gym.Env) -> dict[str, Callable[[], _ModelField | _MocapStepScale | None]]:
-    """parameter name -> builder of its target (None where the model lacks it)."""
-    unwrapped = env.unwrapped
-    model = getattr(unwrapped, "model", None)
-    if not isinstance(model, mujoco.MjModel):
-        return {}
+Target = _ModelField | ActionScale
+
+
+def _model_targets(model: mujoco.MjModel) -> dict[str, Callable[[], _ModelField | None]]:
+    """parameter name -> builder of its target in `model` (the builder returns None where the model lacks it)."""
 
     def object_mass() -> _ModelField | None:
         body = _id(model, mujoco.mjtObj.mjOBJ_BODY, OBJECT)
@@ -132,35 +139,60 @@ def _find_targets(env: gym.Env) -> dict[str, Callable[[], _ModelField | _MocapSt
         dofs = _joint_dofs(model)
         return _ModelField(model.dof_damping, (dofs,)) if dofs.size else None
 
-    def action_scale() -> _MocapStepScale | None:
-        return _MocapStepScale(unwrapped) if isinstance(unwrapped, MujocoFetchEnv) else None
-
     return {
         "object_mass": object_mass,
         "object_friction": object_friction,
         "table_friction": table_friction,
         "gripper_gain": gripper_gain,
         "joint_damping": joint_damping,
-        "action_scale": action_scale,
     }
 
 
 class ModelDynamics:
-    """Applies per-episode dynamics values to one env.
+    """Applies per-episode dynamics values to one MuJoCo model (and the Fetch end-effector step).
 
+    model: the model to change in place, None for a non-MuJoCo env (every parameter is then inactive).
     modes: parameter name -> Mode for every dynamics parameter of the spec (see randomization.PARAMETERS).
+    action_scale: builds the `action_scale` target, None where the env has no Fetch mocap step. Only called
+    when the spec names action_scale, so an env is patched only when it has to be.
+    Both backends build their targets here: `for_env` for a gymnasium env, the constructor for the batched
+    backend's per-environment models.
     """
 
-    def __init__(self, env: gym.Env, modes: Mapping[str, Mode]):
-        builders = _find_targets(env)
+    def __init__(
+        self,
+        model: mujoco.MjModel | None,
+        modes: Mapping[str, Mode],
+        action_scale: Callable[[], ActionScale] | None = None,
+    ):
+        builders: dict[str, Callable[[], Target | None]] = dict(_model_targets(model)) if model else {}
+        if action_scale is not None:
+            builders["action_scale"] = action_scale
         self.modes = dict(modes)
-        self.targets: dict[str, _ModelField | _MocapStepScale] = {}
+        self.targets: dict[str, Target] = {}
         for name in modes:
             target = builders[name]() if name in builders else None
             if target is not None:
                 self.targets[name] = target
         self.active = tuple(self.targets)
         self.inactive = tuple(name for name in modes if name not in self.targets)
+
+    @classmethod
+    def for_env(cls, env: gym.Env, modes: Mapping[str, Mode]) -> ModelDynamics:
+        unwrapped = env.unwrapped
+        model = getattr(unwrapped, "model", None)
+        fetch = isinstance(unwrapped, MujocoFetchEnv)
+        return cls(
+            model if isinstance(model, mujoco.MjModel) else None,
+            modes,
+            (lambda: _MocapStepScale(unwrapped)) if fetch else None,
+        )
+
+    @property
+    def action_scale(self) -> float:
+        """This episode's end-effector step scale (1 where action_scale is inactive)."""
+        target = self.targets.get("action_scale")
+        return target.scale if isinstance(target, ActionScale) else 1.0
 
     def apply(self, values: Mapping[str, float]) -> None:
         """Restore every target's nominal value, then set the given active parameters."""

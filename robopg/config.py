@@ -98,7 +98,8 @@ class EnvConfig:
     task: str = option("FetchReachDense-v4", "Gymnasium task id with a Box action space, e.g. FetchPush-v4.")
     num_envs: int = option(16, "Environments stepped together per rollout step.")
     randomization: str = option("default", "Domain randomisation: none, default, or a path to a TOML spec.")
-    backend: Backend = option(Backend.SYNC, "Vector backend: sync (in-process) or subprocess (shared memory).")
+    backend: Backend = option(Backend.AUTO, "Vector backend: auto (batched for the Fetch tasks, sync otherwise), "
+                              "batched (Fetch tasks in MuJoCo's thread pool), sync (in-process) or subprocess.")
 
     def __post_init__(self) -> None:
         _check(self.num_envs >= 1, f"num_envs must be >= 1, got {self.num_envs}; pass --num-envs 16, say")

@@ -1,9 +1,16 @@
-"""Training throughput: robopg PPO vs Stable-Baselines3 PPO on the same task, in one run, plus the physics ceiling.
+"""Throughput in one run: raw env steps/s per backend against the physics ceiling, PPO training steps/s per
+backend against Stable-Baselines3, where the time goes, and how the batched backend scales.
 
-Both trainers get the same environment (robopg's flat-observation FetchPush-v4, no randomisation), the same
-network (64-64 tanh actor and critic), rollout length, environment count, epochs, minibatch size and torch
-thread count. The physics ceiling is raw ``mj_step`` on the same MuJoCo model, one process per core, converted
-to control steps (each control step is ``n_substeps`` physics steps).
+- Raw env throughput: random actions, no randomisation, `--num-envs` envs: the batched backend, the reference
+  gymnasium-robotics envs in a for-loop (SyncVectorEnv) and in subprocesses (AsyncVectorEnv).
+- Physics ceiling: raw ``mj_step`` on the same MuJoCo model under random actions, one process per core,
+  converted to control steps (each control step is ``n_substeps`` physics steps).
+- PPO: robopg (batched, sync, subprocess) and SB3 get the same environment (robopg's flat-observation task, no
+  randomisation), the same network (64-64 tanh actor and critic), rollout length, environment count, epochs,
+  minibatch size and torch thread count.
+- Breakdown of one PPO iteration on the batched backend: physics (mujoco.rollout), kinematics readouts, the
+  rest of env.step (observations, rewards, resets), policy inference and storage (rest of collect), update.
+- Scaling of the batched backend: steps/s against env count and physics threads; memory per env.
 
     python scripts/bench_throughput.py                      # writes docs/bench_throughput.json
 """
@@ -15,28 +22,153 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 import envs
+from envs.batched import BatchedFetchVecEnv
 from robopg.config import EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
 from robopg.trainer import Trainer
 
 
-def robopg_steps_per_second(task: str, num_envs: int, rollout: int, steps: int, backend: str) -> float:
+# ----- raw env throughput -----------------------------------------------------------------------------------
+def env_steps_per_second(vec: Any, seconds: float) -> float:
+    """Env steps per second of ``vec`` under uniform random actions (after a reset and a short warm-up)."""
+    vec.reset(seed=0)
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (64, vec.num_envs, 4)).astype(np.float32)
+    for a in actions[:2]:
+        vec.step(a)
+    calls, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or calls < 3:
+        vec.step(actions[calls % len(actions)])
+        calls += 1
+    return calls * vec.num_envs / (time.perf_counter() - t0)
+
+
+def raw_throughput(task: str, num_envs: int, seconds: float, rounds: int) -> tuple[dict[str, float], float, int]:
+    """Best-of-rounds env steps/s per backend and the physics ceiling, measured in alternation so that load
+    from other processes on the machine drifts into all of them alike. Returns (rates, ceiling, n_substeps)."""
+    cores = os.cpu_count() or 1
+    vecs = {b: envs.make_vec(task, num_envs, 0, "none", backend=b) for b in ("batched", "sync", "subprocess")}
+    best = dict.fromkeys(vecs, 0.0)
+    ceiling = 0.0
+    with mp.get_context("spawn").Pool(cores) as pool:
+        for _ in range(rounds):
+            rates = pool.map(_mj_step_worker, [(task, seconds)] * cores)
+            ceiling = max(ceiling, sum(rates))
+            for name, vec in vecs.items():
+                best[name] = max(best[name], env_steps_per_second(vec, seconds))
+    for vec in vecs.values():
+        vec.close()
+    env = envs.make_env(task, seed=0)
+    substeps = int(getattr(env.unwrapped, "n_substeps", 1))
+    env.close()
+    return best, ceiling / substeps, substeps
+
+
+def _mj_step_worker(args: tuple[str, float]) -> float:
+    """Physics steps per second of raw mj_step on the task's model for ``seconds`` in this process.
+
+    The arm follows random actions as in an episode: every n_substeps steps the mocap is put on the welded
+    gripper body plus a random displacement (what the envs do between mj_step calls, a few microseconds
+    against ~0.7 ms of physics), and the state returns to the start every 50 control steps. Stepping from a
+    state whose mocap sits elsewhere would measure a different, contact-heavy simulation.
+    """
+    task, seconds = args
+    import mujoco
+
+    from envs.batched import FetchTask
+
+    fetch = FetchTask.from_gym(task)
+    model = fetch.model
+    data = mujoco.MjData(model)
+    rng = np.random.default_rng(0)
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        mujoco.mj_setState(model, data, fetch.initial_state, spec)
+        mujoco.mj_forward(model, data)
+        for _ in range(50):
+            data.mocap_pos[fetch.mocap_id] = data.xpos[fetch.welded_body] + rng.uniform(-0.05, 0.05, 3)
+            data.mocap_quat[fetch.mocap_id] = data.xquat[fetch.welded_body] + (1.0, 0.0, 1.0, 0.0)
+            mujoco.mj_step(model, data, nstep=fetch.n_substeps)
+        n += 50 * fetch.n_substeps
+    return n / (time.perf_counter() - t0)
+
+
+# ----- PPO training throughput ------------------------------------------------------------------------------
+class TimedVecEnv:
+    """Forwards to a vector env and adds up the seconds spent in step()."""
+
+    def __init__(self, env: Any):
+        self.env, self.step_seconds = env, 0.0
+
+    def step(self, actions: np.ndarray) -> Any:
+        t0 = time.perf_counter()
+        out = self.env.step(actions)
+        self.step_seconds += time.perf_counter() - t0
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+
+def robopg_training(task: str, num_envs: int, rollout: int, steps: int, backend: str) -> dict[str, float]:
+    """Steps per second of robopg PPO, and the seconds per iteration spent in each part."""
     cfg = TrainConfig(
         env=EnvConfig(task=task, num_envs=num_envs, randomization="none", backend=backend),
         policy=PolicyConfig(hidden_sizes=(64, 64)),
         ppo=PPOConfig(rollout_steps=rollout, epochs=10, minibatches=4),
         run=RunConfig(total_steps=steps, checkpoint_every=0),
     )
-    run_dir = Path("runs/bench_throughput/robopg")
-    trainer = Trainer(cfg, run_dir, progress=False)
-    t0 = time.perf_counter()
-    trainer.train()
-    return trainer.global_step / (time.perf_counter() - t0)
+    run_dir = Path(f"runs/bench_throughput/robopg_{backend}")
+    shutil.rmtree(run_dir, ignore_errors=True)  # metrics.csv appends; keep only this run's iterations
+    timed: list[TimedVecEnv] = []
+    make_vec = envs.make_vec
+
+    def make_timed(*args: Any, **kwargs: Any) -> TimedVecEnv:
+        timed.append(TimedVecEnv(make_vec(*args, **kwargs)))
+        return timed[-1]
+
+    envs.make_vec = make_timed
+    try:
+        trainer = Trainer(cfg, run_dir, progress=False)
+        t0 = time.perf_counter()
+        trainer.train()
+        elapsed = time.perf_counter() - t0
+    finally:
+        envs.make_vec = make_vec
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    metrics = np.array([[float(x) for x in row.split(",")] for row in rows[1:]])
+    iterations = len(metrics)
+    collect = metrics[:, header.index("collect_seconds")].sum() / iterations
+    update = metrics[:, header.index("update_seconds")].sum() / iterations
+    env = timed[0]
+    out = {
+        "steps_per_second": trainer.global_step / elapsed,
+        "iteration_seconds": elapsed / iterations,
+        "collect_seconds": collect,
+        "update_seconds": update,
+        "env_step_seconds": env.step_seconds / iterations,
+        "policy_and_storage_seconds": collect - env.step_seconds / iterations,
+    }
+    inner = env.env
+    if isinstance(inner, BatchedFetchVecEnv):
+        physics = inner.engine.timings["physics"] / iterations
+        kinematics = inner.engine.timings["kinematics"] / iterations
+        out.update(
+            physics_seconds=physics,
+            kinematics_seconds=kinematics,
+            observation_reward_reset_seconds=env.step_seconds / iterations - physics - kinematics,
+        )
+    return out
 
 
 def sb3_steps_per_second(task: str, num_envs: int, rollout: int, steps: int) -> float:
@@ -54,32 +186,41 @@ def sb3_steps_per_second(task: str, num_envs: int, rollout: int, steps: int) -> 
     return model.num_timesteps / (time.perf_counter() - t0)
 
 
-def _mj_step_worker(args: tuple[str, float]) -> float:
-    """Physics steps per second of raw mj_step on the task's model for ``seconds`` in this process."""
-    task, seconds = args
-    import mujoco
-
-    env = envs.make_env(task, seed=0)
-    env.reset(seed=0)
-    model = env.unwrapped.model
-    data = mujoco.MjData(model)
-    mujoco.mj_copyData(data, model, env.unwrapped.data)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(200):
-            mujoco.mj_step(model, data)
-        n += 200
-    return n / (time.perf_counter() - t0)
+# ----- scaling and memory of the batched backend ------------------------------------------------------------
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def physics_ceiling(task: str, processes: int, seconds: float = 5.0) -> tuple[float, int]:
-    """(control steps per second over ``processes`` cores, n_substeps)."""
-    env = envs.make_env(task, seed=0)
-    substeps = int(getattr(env.unwrapped, "n_substeps", 1))
-    env.close()
-    with mp.get_context("spawn").Pool(processes) as pool:
-        rates = pool.map(_mj_step_worker, [(task, seconds)] * processes)
-    return sum(rates) / substeps, substeps
+def _memory_worker(args: tuple[str, int, str]) -> float:
+    """Resident bytes per env added by a batched vector env of num_envs envs (measured in a fresh process)."""
+    task, num_envs, randomization = args
+    small = envs.make_vec(task, 1, 0, randomization, backend="batched")
+    small.reset(seed=0)
+    before = _rss_bytes()
+    vec = envs.make_vec(task, num_envs + 1, 0, randomization, backend="batched")
+    vec.reset(seed=0)
+    vec.step(np.zeros((num_envs + 1, 4), dtype=np.float32))
+    return (_rss_bytes() - before) / num_envs
+
+
+def memory_per_env(task: str, num_envs: int) -> dict[str, float]:
+    with mp.get_context("spawn").Pool(1) as pool:
+        return {
+            randomization: pool.apply(_memory_worker, ((task, num_envs, randomization),)) / 2**20
+            for randomization in ("none", "default")
+        }
+
+
+def scaling(task: str, env_counts: list[int], threads: list[int], seconds: float) -> list[dict[str, float]]:
+    spec = envs.load_spec("none")
+    rows = []
+    for n in env_counts:
+        for t in threads:
+            vec = BatchedFetchVecEnv(task, n, 0, spec, nthread=t)
+            rows.append({"num_envs": n, "threads": t, "steps_per_second": env_steps_per_second(vec, seconds)})
+            vec.close()
+    return rows
 
 
 def main() -> None:
@@ -89,39 +230,61 @@ def main() -> None:
     parser.add_argument("--rollout-steps", type=int, default=64)
     parser.add_argument("--steps", type=int, default=32_768, help="training steps per trainer")
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--raw-seconds", type=float, default=3.0, help="seconds per raw-throughput measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of raw measurements (best kept)")
+    parser.add_argument("--scaling-envs", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024])
     parser.add_argument("--json", type=Path, default=Path("docs/bench_throughput.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
     cores = os.cpu_count() or 1
 
-    ceiling, substeps = physics_ceiling(args.task, cores)
-    rows = {
-        "robopg_sync": robopg_steps_per_second(args.task, args.num_envs, args.rollout_steps, args.steps, "sync"),
-        "robopg_subprocess": robopg_steps_per_second(
-            args.task, args.num_envs, args.rollout_steps, args.steps, "subprocess"
-        ),
-        "sb3": sb3_steps_per_second(args.task, args.num_envs, args.rollout_steps, args.steps),
+    raw, ceiling, substeps = raw_throughput(args.task, args.num_envs, args.raw_seconds, args.rounds)
+    training = {
+        f"robopg_{backend}": robopg_training(args.task, args.num_envs, args.rollout_steps, args.steps, backend)
+        for backend in ("batched", "sync", "subprocess")
     }
-    best = max(rows["robopg_sync"], rows["robopg_subprocess"])
+    sb3 = sb3_steps_per_second(args.task, args.num_envs, args.rollout_steps, args.steps)
+    threads = sorted({1, cores})
+    scale = scaling(args.task, args.scaling_envs, threads, seconds=min(args.raw_seconds, 2.0))
+    memory = memory_per_env(args.task, 64)
+
+    ppo = {name: row["steps_per_second"] for name, row in training.items()} | {"sb3": sb3}
     result = {
         "command": f"python scripts/bench_throughput.py --task {args.task} --num-envs {args.num_envs} "
-        f"--rollout-steps {args.rollout_steps} --steps {args.steps}",
+        f"--rollout-steps {args.rollout_steps} --steps {args.steps} --raw-seconds {args.raw_seconds} "
+        f"--rounds {args.rounds}",
         "machine": f"{platform.machine()}, {cores} cores",
         "task": args.task,
-        "steps_per_second": {k: round(v, 1) for k, v in rows.items()},
-        "physics_ceiling_control_steps_per_second": round(ceiling, 1),
+        "num_envs": args.num_envs,
         "n_substeps": substeps,
-        "ratio_robopg_over_sb3": round(best / rows["sb3"], 2),
-        "ratio_robopg_over_physics_ceiling": round(best / ceiling, 2),
+        "physics_ceiling_control_steps_per_second": round(ceiling, 1),
+        "raw_env_steps_per_second": {k: round(v, 1) for k, v in raw.items()},
+        "raw_ratio_over_physics_ceiling": {k: round(v / ceiling, 2) for k, v in raw.items()},
+        "raw_ratio_batched_over": {k: round(raw["batched"] / raw[k], 2) for k in ("sync", "subprocess")},
+        "ppo_steps_per_second": {k: round(v, 1) for k, v in ppo.items()},
+        "ppo_ratio_over_sb3": {k: round(v / sb3, 2) for k, v in ppo.items() if k != "sb3"},
+        "ppo_ratio_over_physics_ceiling": {k: round(v / ceiling, 2) for k, v in ppo.items()},
+        "ppo_iteration_breakdown_seconds": {
+            k: {m: round(v, 4) for m, v in row.items() if m != "steps_per_second"} for k, row in training.items()
+        },
+        "batched_scaling": [{**row, "steps_per_second": round(row["steps_per_second"], 1)} for row in scale],
+        "batched_memory_mib_per_env": {k: round(v, 2) for k, v in memory.items()},
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
-    print(f"{'trainer (PPO, ' + args.task + ')':<40} {'steps/s':>10}")
-    for k, v in rows.items():
-        print(f"{k:<40} {v:>10.0f}")
-    print(f"{'physics ceiling (raw mj_step, ' + str(cores) + ' cores)':<40} {ceiling:>10.0f}")
-    print(f"robopg / SB3 = {result['ratio_robopg_over_sb3']:.2f}x   "
-          f"robopg / physics ceiling = {100 * result['ratio_robopg_over_physics_ceiling']:.0f}%   -> {args.json}")
+
+    print(f"physics ceiling (raw mj_step, {cores} processes, random actions): {ceiling:.0f} control steps/s")
+    print(f"{'raw env, ' + str(args.num_envs) + ' envs':<32} {'steps/s':>9} {'of ceiling':>11}")
+    for k, v in raw.items():
+        print(f"{k:<32} {v:>9.0f} {100 * v / ceiling:>10.0f}%")
+    print(f"{'PPO training, ' + args.task:<32} {'steps/s':>9} {'vs SB3':>11}")
+    for k, v in ppo.items():
+        print(f"{k:<32} {v:>9.0f} {v / sb3:>10.2f}x")
+    b = training["robopg_batched"]
+    print("batched PPO iteration (s): " + ", ".join(f"{k} {v:.3f}" for k, v in b.items() if k != "steps_per_second"))
+    print("batched scaling (envs x threads -> steps/s): "
+          + ", ".join(f"{r['num_envs']}x{r['threads']}: {r['steps_per_second']:.0f}" for r in scale))
+    print(f"memory per env (MiB): {memory}   -> {args.json}")
 
 
 if __name__ == "__main__":

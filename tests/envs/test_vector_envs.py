@@ -1,7 +1,9 @@
+import gymnasium as gym
 import numpy as np
 import pytest
 
 import envs
+from envs.batched import BatchedFetchVecEnv
 
 
 def run_to_time_limit(vec, seed):
@@ -17,7 +19,7 @@ def run_to_time_limit(vec, seed):
     return np.array(trace), terminated, truncated, info
 
 
-@pytest.mark.parametrize("backend", ["sync", "subprocess"])
+@pytest.mark.parametrize("backend", ["sync", "subprocess", "batched"])
 def test_make_vec_same_step_final_obs(backend):
     vec = envs.make_vec("FetchPush-v4", num_envs=2, seed=5, randomization="default", backend=backend)
     try:
@@ -62,6 +64,17 @@ def test_make_vec_reproducible_and_seeded_per_env():
     np.testing.assert_array_equal(obs, ta[0])
     for vec in (a, b, c, d):
         vec.close()
+
+
+def test_auto_backend_is_batched_for_fetch_and_sync_otherwise():
+    fetch = envs.make_vec("FetchReachDense-v4", num_envs=2, seed=0)
+    pendulum = envs.make_vec("Pendulum-v1", num_envs=2, seed=0)
+    assert isinstance(fetch, BatchedFetchVecEnv)
+    assert isinstance(pendulum, gym.vector.SyncVectorEnv)
+    fetch.close()
+    pendulum.close()
+    with pytest.raises(ValueError, match="no batched backend"):
+        envs.make_vec("Pendulum-v1", num_envs=1, seed=0, backend="batched")
 
 
 def test_make_vec_rejects_bad_arguments():

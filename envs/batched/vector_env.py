@@ -1,0 +1,242 @@
+"""`BatchedFetchVecEnv`: the batched backend behind `envs.make_vec(..., backend="batched")`.
+
+The same contract as the reference path (`SyncVectorEnv` of `make_env`, SAME_STEP autoreset): at an episode end
+the returned obs is already the reset obs, `infos["final_obs"][i]` the true final observation and
+`infos["final_info"]["is_success"]` that step's success; `infos["randomization"]` holds the values sampled at
+each reset. Environment i is seeded with seed + i, and each environment draws its episode (object, goal) and
+its randomisation (`RandomizationStreams`, `ModelDynamics`) exactly as its reference twin does, so equal
+seeds give equal episodes on both backends. The physics runs batched in `RolloutEngine`; observations,
+rewards, time limits, noise and latency are numpy over the batch. Per-environment Python runs only at resets.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector.utils import batch_space
+
+from envs.batched.engine import RolloutEngine
+from envs.batched.fetch_task import POS_STEP, FetchTask
+from envs.batched.observations import goal_distance, observe, reward, success
+from envs.batched.sampling import sample_goal, sample_object_xy
+from envs.domain_randomization import (
+    RandomizationStreams,
+    action_midpoint,
+    active_spec,
+    dynamics_modes,
+    obs_mask,
+)
+from envs.dynamics import ActionScale, ModelDynamics
+from envs.randomization import RandomizationSpec
+
+SUCCESS_KEY = "is_success"
+
+
+class BatchedFetchVecEnv(gym.vector.VectorEnv):
+    """num_envs environments of one Fetch task, stepped together.
+
+    spec: randomisation spec (already merged with any profile). nthread: native physics threads (default: all
+    cores, at most num_envs). Observations (num_envs, obs_dim) float32, actions (num_envs, 4).
+    Attributes: inactive_parameters, active_parameters (as DomainRandomization), engine (RolloutEngine).
+    """
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+
+    def __init__(
+        self, task: str, num_envs: int, seed: int, spec: RandomizationSpec, nthread: int | None = None
+    ):
+        if num_envs < 1:
+            raise ValueError(f"num_envs is {num_envs}; use num_envs >= 1")
+        self.fetch = fetch = FetchTask.from_gym(task)
+        self.num_envs = n = num_envs
+        dim = fetch.layout.dim
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), dtype=np.float32)
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
+        self.observation_space = batch_space(self.single_observation_space, n)
+        self.action_space = batch_space(self.single_action_space, n)
+        self.layout = fetch.layout
+
+        # Randomisation: one model per environment only where its dynamics change.
+        modes = dynamics_modes(spec)
+        models = [copy.copy(fetch.model) for _ in range(n)] if modes else [fetch.model] * n
+        self.dynamics = [ModelDynamics(m, modes, ActionScale) for m in models]
+        self.inactive_parameters = self.dynamics[0].inactive
+        self.active_parameters = tuple(p for p in spec.names if p not in self.inactive_parameters)
+        episode_spec = active_spec(spec, self.inactive_parameters)
+        mask = obs_mask(fetch.layout)
+        self.streams = [RandomizationStreams(episode_spec, mask, seed + i) for i in range(n)]
+        self._pending_seeds: list[int | None] = [seed + i for i in range(n)]
+        self._task_rngs: list[np.random.Generator | None] = [None] * n
+
+        if nthread is None:
+            nthread = min(os.cpu_count() or 1, n)
+        self.engine = RolloutEngine(fetch, models, nthread)
+
+        self.goal = np.zeros((n, 3))
+        self.elapsed = np.zeros(n, dtype=np.int64)
+        self._obs = np.zeros((n, dim), dtype=np.float32)
+        self._noise = np.zeros((n, dim), dtype=np.float32)
+        self._obs_bias = np.zeros((n, dim), dtype=np.float32)
+        self._corrupt = np.zeros(n, dtype=bool)
+        self._action_noise_std = np.zeros(n, dtype=np.float32)
+        self._action_scale = np.ones(n, dtype=np.float32)
+        self._action_mid = action_midpoint(self.single_action_space)
+        self._latency = np.zeros(n, dtype=np.int64)
+        self._head = np.zeros(n, dtype=np.int64)
+        self._queue = np.zeros((n, 0, 4), dtype=np.float32)
+
+    # ----- gymnasium VectorEnv API --------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """seed: None, an int (env i gets seed + i) or one seed per env. Returns (obs (N, dim), infos)."""
+        if options:
+            raise ValueError(f"the batched backend takes no reset options, got {sorted(options)}")
+        if seed is None:
+            seeds: list[int | None] = [None] * self.num_envs
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} envs; pass one per env or an int")
+        everyone = np.arange(self.num_envs)
+        infos = self._reset_envs(everyone, seeds)
+        return self._obs.copy(), infos
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """actions: (N, 4). Returns obs (N, dim) float32, rewards (N,) float64, terminated (N,) bool (never
+        true: Fetch tasks only time out), truncated (N,) bool, infos."""
+        action = np.array(actions, dtype=np.float32).reshape(self.num_envs, 4)
+        action = self._delay(self._add_action_noise(action))
+        # BaseRobotEnv.step clips; _set_action scales the end-effector step (in the action's float32).
+        action = np.clip(action, self.single_action_space.low, self.single_action_space.high)
+        pos = action[:, :3] * self._action_scale[:, None]
+        pos *= np.float32(POS_STEP)
+        gripper = np.zeros(self.num_envs) if self.fetch.block_gripper else action[:, 3].astype(np.float64)
+        self.engine.step(pos.astype(np.float64), gripper)
+
+        self.elapsed += 1
+        distance = goal_distance(self.engine, self.goal)
+        rewards = reward(self.engine, distance)
+        succeeded = success(self.engine, distance)
+        observe(self.engine, self.goal, self._obs)
+        everyone = np.arange(self.num_envs)
+        self._corrupt_obs(everyone)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = self.elapsed >= self.fetch.max_episode_steps
+        done = np.flatnonzero(truncated)
+        infos: dict[str, Any] = {}
+        if done.size:
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            for i in done:
+                final_obs[i] = self._obs[i].copy()
+            infos["final_obs"], infos["_final_obs"] = final_obs, truncated.copy()
+            final_success = np.where(truncated, succeeded, np.float32(0))
+            infos["final_info"] = {SUCCESS_KEY: final_success, f"_{SUCCESS_KEY}": truncated.copy()}
+            infos["_final_info"] = truncated.copy()
+            infos.update(self._reset_envs(done, [None] * done.size))
+        # As SyncVectorEnv merges infos: an env that reset reports its reset info, not this step's.
+        if done.size < self.num_envs:
+            infos[SUCCESS_KEY] = np.where(truncated, np.float32(0), succeeded)
+            infos[f"_{SUCCESS_KEY}"] = ~truncated
+        return self._obs.copy(), rewards, terminated, truncated, infos
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.engine.close()
+
+    # ----- internals ----------------------------------------------------------------------------------------
+    def _reset_envs(self, idx: np.ndarray, seeds: list[int | None]) -> dict[str, Any]:
+        """New episodes for environments idx (seeds: one per idx entry). Writes their obs into self._obs."""
+        fetch = self.fetch
+        states = np.tile(fetch.initial_state, (idx.size, 1))
+        qpos = states[:, self.engine.qpos_slice]
+        values: list[dict[str, float]] = []
+        for k, i in enumerate(idx):
+            seed = seeds[k] if seeds[k] is not None else self._pending_seeds[i]
+            self._pending_seeds[i] = None
+            values.append(self._new_episode(i, seed))
+            if seed is not None or self._task_rngs[i] is None:
+                self._task_rngs[i] = seeding.np_random(seed)[0]
+            rng = self._task_rngs[i]
+            if fetch.has_object:
+                qpos[k, fetch.object_qposadr : fetch.object_qposadr + 2] = sample_object_xy(fetch, rng)
+            self.goal[i] = sample_goal(fetch, rng)
+        self.engine.reset(idx, states)
+        self.elapsed[idx] = 0
+        obs = observe(self.engine, self.goal, np.empty_like(self._obs))
+        self._obs[idx] = obs[idx]
+        self._corrupt_obs(idx)
+        return {"randomization": self._randomization_info(idx, values), "_randomization": self._mask(idx)}
+
+    def _new_episode(self, i: int, seed: int | None) -> dict[str, float]:
+        """Draw env i's episode values and apply them (model parameters, noise, latency)."""
+        streams = self.streams[i]
+        values = streams.new_episode(seed)
+        dynamics = self.dynamics[i]
+        dynamics.apply({n: v for n, v in values.items() if n in dynamics.targets})
+        self._action_scale[i] = dynamics.action_scale
+        self._corrupt[i] = streams.corrupt_obs
+        self._obs_bias[i] = streams.obs_bias
+        self._action_noise_std[i] = streams.action_noise_std
+        latency = streams.latency
+        if latency > self._queue.shape[1]:
+            grown = np.zeros((self.num_envs, latency, 4), dtype=np.float32)
+            grown[:, : self._queue.shape[1]] = self._queue
+            self._queue = grown
+        # Before the agent has acted, the robot executes the neutral (midpoint) command.
+        self._queue[i] = self._action_mid
+        self._latency[i] = latency
+        self._head[i] = 0
+        return values
+
+    def _add_action_noise(self, action: np.ndarray) -> np.ndarray:
+        noisy = np.flatnonzero(self._action_noise_std > 0)
+        if noisy.size:
+            noise = np.stack([self.streams[i].action_noise((4,)) for i in noisy])
+            space = self.single_action_space
+            action[noisy] = np.clip(
+                action[noisy] + self._action_noise_std[noisy, None] * noise, space.low, space.high
+            )
+        return action
+
+    def _delay(self, action: np.ndarray) -> np.ndarray:
+        """Per-env ring buffers of the last `latency` actions: execute the oldest, store the newest."""
+        delayed = np.flatnonzero(self._latency > 0)
+        if delayed.size:
+            head = self._head[delayed]
+            executed = self._queue[delayed, head].copy()
+            self._queue[delayed, head] = action[delayed]
+            self._head[delayed] = (head + 1) % self._latency[delayed]
+            action[delayed] = executed
+        return action
+
+    def _corrupt_obs(self, idx: np.ndarray) -> None:
+        """obs + per-episode bias + per-step noise for the environments of idx that randomise observations."""
+        rows = idx[self._corrupt[idx]]
+        if rows.size:
+            for i in rows:
+                self.streams[i].observation_noise(self._noise[i])
+            self._obs[rows] += self._noise[rows]
+            self._obs[rows] += self._obs_bias[rows]
+
+    def _mask(self, idx: np.ndarray) -> np.ndarray:
+        mask = np.zeros(self.num_envs, dtype=bool)
+        mask[idx] = True
+        return mask
+
+    def _randomization_info(self, idx: np.ndarray, values: list[dict[str, float]]) -> dict[str, np.ndarray]:
+        """name -> (N,) float64 values (0 where the env did not reset), plus `_name` masks, as SyncVectorEnv."""
+        info: dict[str, np.ndarray] = {}
+        for name in self.active_parameters:
+            column = np.zeros(self.num_envs)
+            column[idx] = [v[name] for v in values]
+            info[name], info[f"_{name}"] = column, self._mask(idx)
+        return info
