@@ -120,7 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="rate limit: max change per tick as a fraction of the action range (default: off; set it from "
         "your actuator's limits)",
     )
-    safety.add_argument("--no-rate-limit", action="store_true", help="turn the per-tick rate limit off")
     safety.add_argument(
         "--no-obs-range-check",
         action="store_true",
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         options = _parse_options(args.robot_option)
         safety = SafetyConfig(
             safe_action=args.safe_action,
-            max_action_change=None if args.no_rate_limit else args.max_action_change,
+            max_action_change=args.max_action_change,
             check_obs_range=not args.no_obs_range_check,
             max_stale_ticks=args.max_stale_ticks,
         )
