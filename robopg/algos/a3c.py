@@ -67,8 +67,7 @@ class A3C:
         metrics["grad_norm"] = float(nn.utils.clip_grad_norm_(local.parameters(), self.cfg.max_grad_norm))
         for shared, own in zip(self.shared_policy.parameters(), local.parameters(), strict=True):
             shared.grad = own.grad
-        self.optimizer.step()
-        self.sync_local()
+        self.optimizer.step()  # the worker loop syncs the local copy before its next rollout
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
