@@ -129,3 +129,11 @@ def td_targets(
     rewards, next_values (V of the true next observation), terminated: (T, N) -> (T, N).
     """
     return rewards + gamma * (1.0 - terminated.to(rewards.dtype)) * next_values
+
+
+def normalized(advantages: torch.Tensor) -> torch.Tensor:
+    """(A - mean) / (std + 1e-8) over the batch: the gradient's scale stops depending on the reward's.
+    A single sample has no spread and is returned as is."""
+    if advantages.numel() < 2:
+        return advantages
+    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)

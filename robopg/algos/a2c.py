@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robopg.advantages import gae, td_targets
+from robopg.advantages import gae, normalized, td_targets
 from robopg.config import A2CConfig, AdvantageEstimator, CriticTarget
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import RolloutStorage
@@ -41,8 +41,8 @@ def actor_critic_loss(
     targets = critic_targets(storage, cfg.critic_target, cfg.gamma).reshape(-1)
     batch = storage.full_batch()
     adv = batch.advantages
-    if cfg.normalize_advantages and adv.numel() > 1:
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    if cfg.normalize_advantages:
+        adv = normalized(adv)
     log_probs, entropy, values, _ = policy.evaluate(batch.obs, batch.actions)
     pg_loss = -(log_probs * adv).mean()
     v_loss = 0.5 * (values - targets).pow(2).mean()

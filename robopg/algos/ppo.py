@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from robopg.advantages import normalized
 from robopg.config import LRSchedule, PPOConfig
 from robopg.distributions import gaussian_kl
 from robopg.modules.actor_critic import GaussianActorCritic
@@ -76,8 +77,8 @@ class PPO:
             for batch in storage.minibatches(cfg.minibatches, generator):
                 log_probs, entropy, values, means = self.policy.evaluate(batch.obs, batch.actions)
                 adv = batch.advantages
-                if cfg.normalize_advantages and adv.numel() > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if cfg.normalize_advantages:
+                    adv = normalized(adv)
                 ratio = torch.exp(log_probs - batch.log_probs)
                 pg_loss = clipped_surrogate_loss(ratio, adv, cfg.clip_range)
                 v_loss = value_loss(values, batch.values, batch.returns, cfg.clip_range if cfg.clip_value else None)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from robopg.advantages import normalized
 from robopg.algos.ppo import value_loss
 from robopg.config import PPOKLConfig
 from robopg.distributions import gaussian_kl
@@ -54,8 +55,8 @@ class PPOKL:
             for batch in storage.minibatches(cfg.minibatches, generator):
                 log_probs, entropy, values, means = policy.evaluate(batch.obs, batch.actions)
                 adv = batch.advantages
-                if cfg.normalize_advantages and adv.numel() > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if cfg.normalize_advantages:
+                    adv = normalized(adv)
                 kl = gaussian_kl(batch.means, batch.log_std, means, policy.log_std)
                 pg_loss = kl_penalty_loss(torch.exp(log_probs - batch.log_probs), adv, kl, self.beta)
                 v_loss = value_loss(values, batch.values, batch.returns, None)

@@ -20,7 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from robopg.advantages import discounted_reward_to_go, finished_episode_mask, full_trajectory_return
+from robopg.advantages import (
+    discounted_reward_to_go,
+    finished_episode_mask,
+    full_trajectory_return,
+    normalized,
+)
 from robopg.algos.critic import fit_value
 from robopg.config import Baseline, ReinforceConfig, ReturnType
 from robopg.modules.actor_critic import GaussianActorCritic
@@ -68,8 +73,8 @@ class Reinforce:
             weights = weights - weights.mean()
         elif cfg.baseline is Baseline.VALUE:
             weights = weights - storage.values[mask]
-        if cfg.normalize_advantages and used > 1:
-            weights = (weights - weights.mean()) / (weights.std() + 1e-8)
+        if cfg.normalize_advantages:
+            weights = normalized(weights)
 
         log_probs, entropy, _, _ = self.policy.evaluate(obs, actions)
         loss = policy_gradient_loss(log_probs, weights)

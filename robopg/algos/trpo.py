@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from robopg.advantages import normalized
 from robopg.algos.critic import fit_value
 from robopg.config import TRPOConfig
 from robopg.distributions import gaussian_kl
@@ -95,8 +96,8 @@ class TRPO:
         storage.compute_gae(cfg.gamma, cfg.gae_lambda)
         batch = storage.full_batch()
         adv = batch.advantages
-        if cfg.normalize_advantages and adv.numel() > 1:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        if cfg.normalize_advantages:
+            adv = normalized(adv)
         metrics = self.natural_gradient_step(batch, adv)
         metrics["value_loss"] = fit_value(
             policy, self.critic_optimizer, batch.obs, batch.returns, cfg.value_epochs, cfg.value_minibatches,

@@ -2,16 +2,10 @@
 
 import mujoco
 import numpy as np
+from spec_files import spec_file
 
 import envs
 from envs.batched import BatchedFetchVecEnv
-
-
-def spec_file(tmp_path, **fixed):
-    text = "".join(f'[{name}]\ndistribution = "fixed"\nvalue = {value}\n' for name, value in fixed.items())
-    path = tmp_path / "spec.toml"
-    path.write_text(text)
-    return path
 
 
 def object_masses(vec):

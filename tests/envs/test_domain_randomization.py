@@ -1,16 +1,10 @@
 import gymnasium as gym
 import numpy as np
+from spec_files import spec_file
 
 import envs
 from envs.domain_randomization import DomainRandomization
 from envs.layout import FlattenObservation
-
-
-def spec_file(tmp_path, **fixed):
-    text = "".join(f'[{name}]\ndistribution = "fixed"\nvalue = {value}\n' for name, value in fixed.items())
-    path = tmp_path / "spec.toml"
-    path.write_text(text)
-    return path
 
 
 class RecordActions(gym.Wrapper):

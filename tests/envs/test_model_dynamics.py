@@ -1,14 +1,8 @@
 import mujoco
 import numpy as np
+from spec_files import spec_file
 
 import envs
-
-
-def spec_file(tmp_path, **fixed):
-    text = "".join(f'[{name}]\ndistribution = "fixed"\nvalue = {value}\n' for name, value in fixed.items())
-    path = tmp_path / "spec.toml"
-    path.write_text(text)
-    return path
 
 
 def model_of(env):
