@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-import envs
 from robopg.collector import Collector
+from robopg.environment import make_training_env
 from robopg.logger import MetricsLogger
 from robopg.storage import RolloutStorage
 
@@ -68,8 +68,7 @@ def _work(rank: int, cfg: TrainConfig, facts: dict[str, Any], algo: A3C, shared:
     local = build_policy(cfg, facts)
     algo.bind_worker(local)
     storage = RolloutStorage(cfg.a3c.rollout_steps, per_worker, local.obs_dim, local.act_dim)
-    env = envs.make_vec(cfg.env.task, per_worker, seed=seed, randomization=cfg.env.randomization,
-                        backend=cfg.env.backend.value)
+    env = make_training_env(cfg.env, per_worker, seed=seed)
     try:
         collector = Collector(env, local, storage, facts["success_key"])
         collector.reset(seed=seed + 7919 * first_iteration)

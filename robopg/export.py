@@ -23,7 +23,8 @@ import robopg
 from policies_export import FORMAT_VERSION, METADATA_KEY, Controller, PolicyMetadata
 from policies_export.safety import SafetyConfig
 from robopg.checkpoint import FINAL, LATEST, atomic_write_bytes, load_checkpoint
-from robopg.config import TrainConfig
+from robopg.config import EnvConfig, TrainConfig
+from robopg.environment import make_training_env
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.trainer import build_policy
 
@@ -75,10 +76,11 @@ def load_trained_policy(run_dir: Path) -> tuple[GaussianActorCritic, dict]:
 
 
 @torch.no_grad()
-def record_observations(policy: GaussianActorCritic, task: str, randomization: str, num: int, seed: int) -> np.ndarray:
-    """Observations the policy meets on the task (stochastic actions, for coverage): (>= num, obs_dim) float32."""
+def record_observations(policy: GaussianActorCritic, env_cfg: EnvConfig, num: int, seed: int) -> np.ndarray:
+    """Observations the policy meets in its training env (stochastic actions, for coverage): (>= num, obs_dim)
+    float32, as the policy's input (with any history the run stacks)."""
     num_envs = 8
-    env = envs.make_vec(task, num_envs, seed=seed, randomization=randomization)
+    env = make_training_env(env_cfg, num_envs, seed=seed)
     try:
         obs, _ = env.reset(seed=seed)
         recorded = [obs]
@@ -138,9 +140,7 @@ def export_policy(
     policy, state = load_trained_policy(run_dir)
     cfg = TrainConfig.from_dict(state["config"])
     facts = state["task"]
-    observations = record_observations(
-        policy, facts["task"], cfg.env.randomization, num_observations, seed=cfg.run.seed + 104_729
-    )
+    observations = record_observations(policy, cfg.env, num_observations, seed=cfg.run.seed + 104_729)
     model = onnx.load_from_string(to_onnx_bytes(policy))
     obs_range = observation_range(policy)
 

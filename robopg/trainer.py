@@ -30,6 +30,7 @@ from robopg.checkpoint import (
 )
 from robopg.collector import Collector
 from robopg.config import Algo, TrainConfig
+from robopg.environment import make_training_env
 from robopg.logger import MetricsLogger
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import RolloutStorage
@@ -135,10 +136,7 @@ class Trainer:
 
             return train_async(self)
         logger = MetricsLogger(self.run_dir)
-        self.env = envs.make_vec(
-            cfg.env.task, cfg.env.num_envs, seed=cfg.run.seed, randomization=cfg.env.randomization,
-            backend=cfg.env.backend.value,
-        )
+        self.env = make_training_env(cfg.env, cfg.env.num_envs, seed=cfg.run.seed)
         collector = Collector(self.env, self.policy, self.storage, self.facts["success_key"])
         # A resumed run cannot restore mid-episode simulator state; it starts fresh episodes from a seed derived
         # from the iteration, so resuming the same checkpoint twice gives the same run.

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from policies_export import Controller
+from robopg.config import EnvConfig
 from robopg.export import ExportError, export_policy, load_trained_policy, record_observations
 
 
@@ -30,7 +31,7 @@ def test_export_round_trip_parity_and_metadata(tiny_run, tmp_path):
 
     # Normaliser and mean head are inside the graph: raw observations in, the torch policy's actions out.
     policy, _ = load_trained_policy(tiny_run)
-    obs = record_observations(policy, "FetchReachDense-v4", "none", 64, seed=99)
+    obs = record_observations(policy, EnvConfig(task="FetchReachDense-v4", randomization="none"), 64, seed=99)
     with torch.no_grad():
         expected = policy.deterministic_action(torch.from_numpy(obs)).numpy()
     controller = Controller.load(out)
