@@ -8,7 +8,7 @@ from envs.domain_randomization import DomainRandomization
 from envs.layout import FlattenObservation, ObservationLayout
 from envs.randomization import RandomizationSpec, list_profiles, load_profile, load_spec
 from envs.tasks import TaskInfo, describe_task, make_env
-from envs.vector import make_vec
+from envs.vector import make_vec, privileged_names, set_env_spec
 
 __all__ = [
     "DomainRandomization",
@@ -22,4 +22,6 @@ __all__ = [
     "load_spec",
     "make_env",
     "make_vec",
+    "privileged_names",
+    "set_env_spec",
 ]

@@ -43,22 +43,55 @@ class Mode(StrEnum):
 
 class Kind(StrEnum):
     DYNAMICS = "dynamics"  # a MuJoCo model property (or the Fetch mocap step), sampled per episode
+    PERTURBATION = "perturbation"  # the size or rate of a random disturbance of the simulation, always absolute
     NOISE = "noise"  # a standard deviation in observation/action units, always absolute
     LATENCY = "latency"  # whole control steps, always absolute
 
 
 PARAMETERS: dict[str, Kind] = {
-    "object_mass": Kind.DYNAMICS,
-    "object_friction": Kind.DYNAMICS,
-    "table_friction": Kind.DYNAMICS,
-    "gripper_gain": Kind.DYNAMICS,
-    "joint_damping": Kind.DYNAMICS,
-    "action_scale": Kind.DYNAMICS,
+    "object_mass": Kind.DYNAMICS,  # object0 body mass, inertia scaled alike
+    "object_friction": Kind.DYNAMICS,  # object0 geom sliding friction
+    # Dof damping of object0's free joint (6 dofs: N*s/m linear, N*m*s/rad angular). Absolute by default: a
+    # model may give the object no damping (Fetch's nominal is 0.01 on every dof), and no scale moves a zero.
+    "object_damping": Kind.DYNAMICS,
+    # object0 geom half-sizes (and its bounding radius and boxes, so contacts are not culled); scaled only. The
+    # object starts resting on the table: its start height moves with its half-height. Mass is unchanged.
+    "object_size": Kind.DYNAMICS,
+    "table_friction": Kind.DYNAMICS,  # sliding friction of table0's geoms
+    # table0 body height (Fetch: 0.2 m, table top at 0.4 m); the object's start height moves with the top.
+    "table_height": Kind.DYNAMICS,
+    "link_mass": Kind.DYNAMICS,  # masses (inertias alike) of the robot0: links; other models: every body
+    "gripper_gain": Kind.DYNAMICS,  # finger position-actuator kp
+    "joint_damping": Kind.DYNAMICS,  # robot joint damping (not the base slides); other models: every dof
+    "action_scale": Kind.DYNAMICS,  # Fetch end-effector step per unit action
+    # Model timestep, so a control step (n_substeps mj_steps) lasts value x nominal seconds. Absolute: seconds
+    # per control step.
+    "control_period": Kind.DYNAMICS,
+    "gravity_perturbation": Kind.PERTURBATION,  # std (m/s^2) of a per-episode Gaussian 3-vector added to gravity
+    # Mean (s) of an exponential delay added to every control step's duration, drawn per step (Peng et al.
+    # 2018, "Sim-to-Real Transfer of Robotic Control with Dynamics Randomization": control period plus an
+    # exponential action delay).
+    "timestep_jitter": Kind.PERTURBATION,
+    "object_push": Kind.PERTURBATION,  # speed (m/s) of a random horizontal kick added to the object's velocity
+    "object_push_probability": Kind.PERTURBATION,  # chance of such a kick per control step, in [0, 1]
     "observation_noise": Kind.NOISE,  # std of Gaussian noise drawn every step
+    # Fraction of each feature's running std (over this env's clean observations so far) used as the std of
+    # Gaussian noise drawn every step.
+    "observation_noise_relative": Kind.NOISE,
     "observation_bias": Kind.NOISE,  # std of a Gaussian offset drawn once per episode
     "action_noise": Kind.NOISE,  # std of Gaussian noise drawn every step
     "action_latency": Kind.LATENCY,
 }
+
+# The modes a parameter accepts, its default first, where they differ from its kind's (dynamics: scaled or
+# absolute; every other kind: absolute only).
+MODES: dict[str, tuple[Mode, ...]] = {
+    "object_damping": (Mode.ABSOLUTE, Mode.SCALED),
+    "object_size": (Mode.SCALED,),  # one absolute size does not fit boxes, spheres and cylinders alike
+}
+UPPER_LIMITS: dict[str, float] = {"object_push_probability": 1.0}  # parameters with a largest meaningful value
+# Parameters that mean nothing without each other (a kick's speed and its rate): a spec names both or neither.
+PAIRS: tuple[tuple[str, str], ...] = (("object_push", "object_push_probability"),)
 
 # distribution -> (required fields, optional fields); `distribution` and `mode` are allowed everywhere.
 FIELDS: dict[Distribution, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -70,8 +103,15 @@ FIELDS: dict[Distribution, tuple[tuple[str, ...], tuple[str, ...]]] = {
 EXAMPLE_VALUES = {"low": 0.8, "high": 1.2, "mean": 1.0, "std": 0.1, "value": 1.0}
 
 
+def allowed_modes(name: str) -> tuple[Mode, ...]:
+    """The modes parameter `name` accepts, its default first."""
+    if name in MODES:
+        return MODES[name]
+    return (Mode.SCALED, Mode.ABSOLUTE) if PARAMETERS[name] is Kind.DYNAMICS else (Mode.ABSOLUTE,)
+
+
 def default_mode(name: str) -> Mode:
-    return Mode.SCALED if PARAMETERS[name] is Kind.DYNAMICS else Mode.ABSOLUTE
+    return allowed_modes(name)[0]
 
 
 @dataclass(frozen=True)
@@ -114,7 +154,8 @@ class ParameterSpec:
             return (self.value, self.value)
         if self.distribution is Distribution.NORMAL:
             lo = 0.0 if self.low is None else max(0.0, self.low)
-            return (lo, math.inf if self.high is None else self.high)
+            hi = UPPER_LIMITS.get(self.name, math.inf)
+            return (lo, hi if self.high is None else min(self.high, hi))
         return (self.low, self.high)
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,6 +212,17 @@ class RandomizationSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> RandomizationSpec:
         source = str(data.get("source", "<dict>"))
         return _parse_tables(data.get("parameters", {}), source)
+
+
+def check_pairs(spec: RandomizationSpec) -> None:
+    """Raise ValueError where `spec` names one parameter of a PAIRS entry without the other."""
+    for a, b in PAIRS:
+        if (a in spec) != (b in spec):
+            has, lacks = (a, b) if a in spec else (b, a)
+            raise ValueError(
+                f"spec {spec.source} has [{has}] but not [{lacks}]; they act together. Fix: add a [{lacks}] "
+                f'table (e.g. distribution = "fixed", value = ...) or remove [{has}]'
+            )
 
 
 def _close(word: str, options: list[str]) -> str:
@@ -235,11 +287,14 @@ def _parse_parameter(name: str, table: Any, source: str) -> ParameterSpec:
             raise fail(
                 f"has unknown mode '{table['mode']}'", 'use mode = "scaled" or mode = "absolute"'
             ) from None
-        if kind is not Kind.DYNAMICS and mode is Mode.SCALED:
-            raise fail(
-                f"is a {kind} parameter and cannot be scaled",
-                'remove the mode line or write mode = "absolute" (its values are absolute)',
+        if mode not in allowed_modes(name):
+            allowed = allowed_modes(name)[0]
+            why = (
+                f"is a {kind} parameter and cannot be scaled"
+                if kind is not Kind.DYNAMICS
+                else f"accepts only mode = \"{allowed}\""
             )
+            raise fail(why, f'remove the mode line or write mode = "{allowed}"')
 
     low, high = numbers.get("low"), numbers.get("high")
     if low is not None and high is not None and low > high:
@@ -256,6 +311,14 @@ def _parse_parameter(name: str, table: Any, source: str) -> ParameterSpec:
                 f"has {field} = {numbers[field]:g} < 0",
                 f"{name} is a non-negative quantity; use {field} >= 0",
             )
+    if name in UPPER_LIMITS:
+        limit = UPPER_LIMITS[name]
+        for field in ("low", "high", "mean", "value"):
+            if numbers.get(field, 0.0) > limit:
+                raise fail(
+                    f"has {field} = {numbers[field]:g} > {limit:g}",
+                    f"{name} is at most {limit:g} (a probability per control step); use {field} <= {limit:g}",
+                )
     if kind is Kind.LATENCY:
         for field in ("low", "high", "value"):
             if field in numbers and not numbers[field].is_integer():

@@ -115,6 +115,8 @@ def run_loop(
 
     stop: tuple[StopReason, str] | None = None
     tick = consecutive_misses = consecutive_errors = 0
+    # A loop starts from the robot's current state: no held action and no history from an earlier run.
+    controller.reset()
     with _stop_on_signals() as signalled:
         start = clock()
         deadline = start

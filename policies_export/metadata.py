@@ -18,12 +18,18 @@ Written by ``robopg export`` (via ``PolicyMetadata(...).to_json()``), read by ``
       "parity_max_abs_diff": 3.2e-07,
       "exported_at": "2025-01-31T12:00:00+00:00",
       "observation_low": [0.41, ...],       (optional: obs_dim values, see below)
-      "observation_high": [2.29, ...]
+      "observation_high": [2.29, ...],
+      "history": {"observations": 3, "actions": 2}   (optional, see below)
     }
 
 ``observation_low`` / ``observation_high`` (optional, added without a version bump) are the range of each flat
 observation value the policy was trained on; the runtime's safety layer flags observations outside it. Files
 without them load, and the range check is then off.
+
+``history`` (optional, added without a version bump): the graph's input is not one observation but the last K
+observations and the last M actions sent, newest last in each part (``envs/history.py`` builds it in training,
+``Controller.act`` on the robot): ``K * obs_dim + M * act_dim`` values. The robot still sends one observation
+per tick. Files without it have no history (K = 1, M = 0); the key is written only when there is one.
 
 Keys not listed above are ignored, so a later robopg may add fields without bumping the format
 version; removing or changing the meaning of a field needs ``FORMAT_VERSION + 1``.
@@ -31,6 +37,7 @@ version; removing or changing the meaning of a field needs ``FORMAT_VERSION + 1`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -49,6 +56,32 @@ METADATA_KEY = "robopg"
 """Key in the ONNX ``metadata_props`` that holds the JSON document."""
 
 _REEXPORT_FIX = "re-export the policy with `robopg export RUN_DIR --out FILE`"
+
+
+@dataclass(frozen=True)
+class History:
+    """What the policy's input holds besides the current observation (JSON: ``{"observations": K, "actions": M}``)."""
+
+    observations: int = 1
+    """K >= 1: the last K observations, oldest first (1: the current observation only)."""
+    actions: int = 0
+    """M >= 0: the last M actions sent to the robot, oldest first (0: none)."""
+
+    def __post_init__(self) -> None:
+        _check_int("history.observations", self.observations)
+        _check_int("history.actions", self.actions)
+        if self.observations < 1:
+            raise PolicyFileError(f"metadata history.observations must be >= 1, got {self.observations}")
+        if self.actions < 0:
+            raise PolicyFileError(f"metadata history.actions must be >= 0, got {self.actions}")
+
+    @property
+    def stacked(self) -> bool:
+        """True when the input is more than the current observation."""
+        return self != History()
+
+    def to_dict(self) -> dict[str, int]:
+        return {"observations": self.observations, "actions": self.actions}
 
 
 @dataclass(frozen=True)
@@ -90,6 +123,9 @@ class PolicyMetadata:
     ``robopg export`` writes the normaliser's mean - clip * std (robopg/export.py says why)."""
     observation_high: tuple[float, ...] | None = None
     """High end of the training range of each flat observation value, (obs_dim,); None in older files."""
+    history: History = dataclasses.field(default_factory=History)
+    """Observations and past actions the graph's input stacks (see the module docstring); none in older files.
+    A JSON object ``{"observations": K, "actions": M}`` is accepted and turned into ``History``."""
 
     def __post_init__(self) -> None:
         # Normalise containers (lists from JSON or from the exporter) to tuples, checking types as we go.
@@ -112,6 +148,7 @@ class PolicyMetadata:
         )
         _check_str("exported_at", self.exported_at)
         self._check_observation_range()
+        object.__setattr__(self, "history", _check_history(self.history))
 
         if len(self.action_low) != len(self.action_high):
             raise PolicyFileError(
@@ -170,6 +207,21 @@ class PolicyMetadata:
         """Number of action dimensions."""
         return len(self.action_low)
 
+    @property
+    def input_dim(self) -> int:
+        """Length of the graph's input: K * obs_dim + M * act_dim (obs_dim without history)."""
+        return self.history.observations * self.obs_dim + self.history.actions * self.act_dim
+
+    def history_str(self) -> str:
+        """``"last 3 observations + last 2 actions = 3 x 16 + 2 x 4 = 56 input values, newest last"``."""
+        k, m = self.history.observations, self.history.actions
+        if not self.history.stacked:
+            return "none (the policy's input is the current observation)"
+        return (
+            f"last {k} observation{'s' * (k > 1)} + last {m} action{'s' * (m != 1)} = "
+            f"{k} x {self.obs_dim} + {m} x {self.act_dim} = {self.input_dim} input values, newest last"
+        )
+
     def layout_str(self) -> str:
         """The layout as ``"observation=25, achieved_goal=3, desired_goal=3"``, for messages."""
         return ", ".join(f"{name}={size}" for name, size in self.observation_layout)
@@ -195,6 +247,8 @@ class PolicyMetadata:
             # Written only when known, so a file without ranges is byte-for-byte what older robopg wrote.
             doc["observation_low"] = list(self.observation_low)
             doc["observation_high"] = list(self.observation_high)
+        if self.history.stacked:
+            doc["history"] = self.history.to_dict()
         return json.dumps(doc, sort_keys=True, allow_nan=False)
 
     def describe(self) -> str:
@@ -223,6 +277,7 @@ class PolicyMetadata:
         randomized = sorted(self.randomization.get("parameters", self.randomization))
         lines += [
             f"action            {self.act_dim} values, bounds {bounds}",
+            f"history           {self.history_str()}",
             f"parity            max |torch - onnxruntime| = {self.parity_max_abs_diff:.2e} at export",
             f"randomisation     {', '.join(randomized) or 'none'}",
             f"exported          {self.exported_at} by robopg {self.robopg_version} "
@@ -280,7 +335,7 @@ class PolicyMetadata:
 
 
 _FIELD_NAMES: tuple[str, ...] = tuple(PolicyMetadata.__dataclass_fields__)
-_OPTIONAL_FIELDS: frozenset[str] = frozenset({"observation_low", "observation_high"})
+_OPTIONAL_FIELDS: frozenset[str] = frozenset({"observation_low", "observation_high", "history"})
 _REQUIRED_FIELDS: tuple[str, ...] = tuple(name for name in _FIELD_NAMES if name not in _OPTIONAL_FIELDS)
 
 
@@ -316,6 +371,19 @@ def _check_floats(field: str, value: Any) -> tuple[float, ...]:
     if not isinstance(value, list | tuple):
         raise PolicyFileError(f"metadata field '{field}' must be a list of numbers, got {value!r}")
     return tuple(_check_float(f"{field}[{i}]", v) for i, v in enumerate(value))
+
+
+def _check_history(value: Any) -> History:
+    if isinstance(value, History):
+        return value
+    if not isinstance(value, dict):
+        raise PolicyFileError(
+            f"metadata field 'history' must be a JSON object {{\"observations\": K, \"actions\": M}}, got {value!r}"
+        )
+    unknown = sorted(set(value) - {"observations", "actions"})
+    if unknown:
+        raise PolicyFileError(f"metadata field 'history' has unknown key(s) {unknown}; it takes observations, actions")
+    return History(**value)
 
 
 def _check_layout(value: Any) -> tuple[tuple[str, int], ...]:

@@ -5,6 +5,10 @@ actions, safely.
     controller.reset()                                     # start of an episode
     action = controller.act(obs)                           # (act_dim,) float32, always within bounds
 
+A policy trained with history (``robopg train --obs-history K --action-history M``, ``metadata.history``) still
+takes one raw observation per ``act``: the controller keeps the last K observations and the last M actions it
+sent and builds the graph's input exactly as training did (``envs/history.py``); ``reset()`` starts it over.
+
 Two kinds of problems, handled differently:
 
 - *Wiring bugs* (observation of the wrong size, unknown or missing dict key) raise ``ObservationError``:
@@ -27,7 +31,7 @@ import numpy as np
 import onnxruntime as ort
 
 from policies_export.errors import ObservationError, PolicyFileError
-from policies_export.metadata import METADATA_KEY, PolicyMetadata
+from policies_export.metadata import METADATA_KEY, History, PolicyMetadata
 from policies_export.robot import Observation
 from policies_export.safety import FALLBACKS, Intervention, SafetyConfig, SafetyLayer
 
@@ -72,20 +76,34 @@ class Controller:
         self.layout: tuple[tuple[str, int], ...] = metadata.observation_layout
         self.obs_dim: int = metadata.obs_dim
         self.act_dim: int = metadata.act_dim
+        self.input_dim: int = metadata.input_dim
+        """Length of the graph's input: obs_dim, or K * obs_dim + M * act_dim with history."""
+        self.history = metadata.history
         self.action_low = self.safety.action_low
         self.action_high = self.safety.action_high
         self.neutral_action = self.safety.neutral_action
 
         self._session = session
         # Preallocated once; act() writes into them instead of building arrays/dicts per tick.
+        # _obs_buf: this tick's raw observation, which the safety layer checks. _input_buf: the graph's input,
+        # the same array without history (no copy per tick).
         self._obs_buf = np.empty((1, self.obs_dim), dtype=np.float32)
-        self._feed = {INPUT_NAME: self._obs_buf}
+        self._stacked = self.history.stacked
+        self._input_buf = np.zeros((1, self.input_dim), dtype=np.float32) if self._stacked else self._obs_buf
+        self._feed = {INPUT_NAME: self._input_buf}
         self._output_names = [OUTPUT_NAME]
         self._field_views: tuple[tuple[str, int, np.ndarray], ...] = tuple(
             (name, size, self._obs_buf[0, start : start + size])
             for name, size, start in _field_offsets(self.layout)
         )
+        self._obs_row = self._obs_buf[0]
         self._ticks = 0
+        self._frames = _HistoryViews(self._input_buf[0], self.obs_dim, self.act_dim, self.history)
+        # Training's action history starts at the bounds' midpoint (envs/history.py), not the safety layer's
+        # neutral action (zero clipped into the bounds): the two differ for asymmetric bounds.
+        self._midpoint = (self.action_low + self.action_high) / np.float32(2)
+        self._last_sent = self._midpoint.copy()
+        self._history_started = False
 
     # ------------------------------------------------------------------ loading
 
@@ -141,12 +159,18 @@ class Controller:
         """One control tick: observation -> action within bounds, through the safety layer.
 
         obs: (obs_dim,) flat vector of any real dtype, or a dict keyed by the layout's field names, each
-             value of its field's size.
+             value of its field's size. One raw observation, also for a policy with history.
         stamp: the robot's timestamp of ``obs`` in seconds (``robot.time()``), for the stale-observation
              watchdog; None skips it. read_s: how long reading ``obs`` took, for the slow-read watchdog.
         Returns: (act_dim,) float32 in [action_low, action_high]; a fresh array the caller may keep. What the
         safety layer did this tick is in ``controller.safety.events``.
         Raises ``ObservationError`` on a shape/key mismatch; never raises on the values themselves.
+
+        With history, every tick advances it by one step: the action sent last tick enters the action history,
+        and ``obs`` the observation history if the safety layer accepts it; a tick that sends the safe action
+        instead repeats the last accepted observation (a bad value never reaches the policy's input) and its
+        safe action is what enters the action history next tick, as it is what the robot received. The first
+        accepted observation after ``load``/``reset`` fills the whole observation history.
         """
         if isinstance(obs, Mapping):
             self._fill_from_dict(obs)
@@ -157,30 +181,46 @@ class Controller:
 
         # Casting to float32 above also turns values beyond float32 range into inf, caught here.
         fault = self.safety.check_observation(self._obs_buf, stamp, read_s)
+        if self._stacked:
+            self._advance_history(accepted=fault is None)
         if fault is not None:
-            return self.safety.fallback(*fault)
+            return self._sent(self.safety.fallback(*fault))
         action = self._session.run(self._output_names, self._feed)[0][0]
-        return self.safety.check_action(action)
+        return self._sent(self.safety.check_action(action))
 
     def fallback(self, kind: Intervention, detail: str = "") -> np.ndarray:
         """A tick without a usable observation (e.g. the robot adapter raised): the safe action, counted.
 
-        Returns (act_dim,) float32; ``controller.safety.events`` holds (kind, detail).
+        Returns (act_dim,) float32; ``controller.safety.events`` holds (kind, detail). With history, the tick
+        advances it as ``act`` does for a rejected observation.
         """
         self._ticks += 1
         self.safety.begin_tick()
-        return self.safety.fallback(kind, detail)
+        if self._stacked:
+            self._advance_history(accepted=False)
+        return self._sent(self.safety.fallback(kind, detail))
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
-        """Many observations at once (e.g. vectorised evaluation); does not touch the held action.
+        """Many policy inputs at once (e.g. vectorised evaluation, export's parity check); stateless: it does
+        not touch the held action or the history.
 
-        obs: (B, obs_dim) of any real dtype.
-        Returns: (B, act_dim) float32 within bounds. Rows with a non-finite or out-of-range observation or a
+        obs: (B, input_dim) of any real dtype. Without history input_dim = obs_dim: raw observations. With
+             history each row is a stacked input as training builds it (``envs/history.py``: K observations,
+             then M actions, newest last); to act on one raw observation per tick, use ``act`` (one controller
+             per robot, as each keeps its own history).
+        Returns: (B, act_dim) float32 within bounds. Rows with a non-finite or out-of-range value (each
+        stacked observation against the training range, each stacked action against the bounds) or a
         non-finite model output get the neutral action and are counted; there is no rate limit or watchdog.
         """
         obs_arr = np.asarray(obs)
         _check_real_dtype(obs_arr)
-        if obs_arr.ndim != 2 or obs_arr.shape[1] != self.obs_dim:
+        if obs_arr.ndim != 2 or obs_arr.shape[1] != self.input_dim:
+            if self._stacked:
+                raise ObservationError(
+                    f"act_batch obs has shape {obs_arr.shape}, policy expects stacked inputs (B, {self.input_dim}): "
+                    f"{self.metadata.history_str()} (layout: {self.metadata.layout_str()}). For raw observations "
+                    "use act() once per tick, one Controller per robot: it keeps the history"
+                )
             raise ObservationError(
                 f"act_batch obs has shape {obs_arr.shape}, policy expects (B, {self.obs_dim}) "
                 f"(layout: {self.metadata.layout_str()})"
@@ -192,8 +232,20 @@ class Controller:
         )
 
     def reset(self) -> None:
-        """Start of an episode: the held action goes back to neutral and the watchdog starts over."""
+        """Start of an episode: the held action goes back to neutral, the watchdog starts over and the history
+        is cleared (the next accepted observation fills it, the action history restarts at the bounds'
+        midpoint), as training does at each episode's reset."""
         self.safety.reset()
+        self._history_started = False
+
+    @property
+    def last_input(self) -> np.ndarray:
+        """(input_dim,) read-only view of the graph's input as the last tick left it: what the model ran on, or
+        on a tick that sent the safe action, the input it would have seen (with history: the last accepted
+        observation repeated). It changes with the next tick; copy it to keep it."""
+        view = self._input_buf[0].view()
+        view.flags.writeable = False
+        return view
 
     @property
     def stats(self) -> dict:
@@ -214,6 +266,31 @@ class Controller:
         }
 
     # ------------------------------------------------------------------ internals
+
+    def _sent(self, action: np.ndarray) -> np.ndarray:
+        """Remember the action sent this tick: the action history takes it at the next tick."""
+        if self._stacked:
+            np.copyto(self._last_sent, action)
+        return action
+
+    def _advance_history(self, accepted: bool) -> None:
+        """One tick of the history: shift in last tick's action and, if ``accepted``, this tick's observation
+        (``_obs_buf``); otherwise the newest observation slot keeps the last accepted one."""
+        hist = self._frames
+        if not self._history_started:
+            if accepted:  # fills as envs/history.py does at a reset
+                for frame in hist.obs_frames:
+                    np.copyto(frame, self._obs_row)
+                for frame in hist.act_frames:
+                    np.copyto(frame, self._midpoint)
+                self._history_started = True
+            return
+        if hist.act_frames:
+            np.copyto(hist.act_older, hist.act_newer)  # overlapping 1-D views: numpy copies in place, no temporary
+            np.copyto(hist.act_frames[-1], self._last_sent)
+        np.copyto(hist.obs_older, hist.obs_newer)
+        if accepted:
+            np.copyto(hist.obs_frames[-1], self._obs_row)
 
     def _fill_from_flat(self, obs: np.ndarray | list[float]) -> None:
         flat = np.asarray(obs)
@@ -270,8 +347,12 @@ def _check_graph_signature(session: ort.InferenceSession, metadata: PolicyMetada
             f"{path}: graph outputs are {list(outputs)}, robopg policies have an output named "
             f"'{OUTPUT_NAME}'; {_REEXPORT_FIX}"
         )
+    if metadata.history.stacked:
+        input_field = f"an input of {metadata.input_dim} values (history: {metadata.history_str()})"
+    else:
+        input_field = f"obs_dim {metadata.obs_dim} (layout: {metadata.layout_str()})"
     for arg, expected_dim, meta_field in (
-        (inputs[0], metadata.obs_dim, f"obs_dim {metadata.obs_dim} (layout: {metadata.layout_str()})"),
+        (inputs[0], metadata.input_dim, input_field),
         (outputs[OUTPUT_NAME], metadata.act_dim, f"act_dim {metadata.act_dim} (len(action_low))"),
     ):
         if arg.type != "tensor(float)":
@@ -289,6 +370,19 @@ def _check_graph_signature(session: ort.InferenceSession, metadata: PolicyMetada
                 f"{path}: graph '{arg.name}' has a fixed batch dimension {shape[0]}; robopg policies have a "
                 f"dynamic batch dimension; {_REEXPORT_FIX}"
             )
+
+
+class _HistoryViews:
+    """1-D views into the graph's input row for stacking: K observation frames then M action frames, oldest
+    first. ``*_older`` / ``*_newer``: all frames but the newest / but the oldest (a shift copies newer -> older)."""
+
+    def __init__(self, row: np.ndarray, obs_dim: int, act_dim: int, history: History) -> None:
+        k, m = history.observations, history.actions
+        obs_end = k * obs_dim
+        self.obs_frames = tuple(row[i * obs_dim : (i + 1) * obs_dim] for i in range(k))
+        self.act_frames = tuple(row[obs_end + i * act_dim : obs_end + (i + 1) * act_dim] for i in range(m))
+        self.obs_older, self.obs_newer = row[: obs_end - obs_dim], row[obs_dim:obs_end]
+        self.act_older, self.act_newer = row[obs_end : row.size - act_dim], row[obs_end + act_dim :]
 
 
 def _field_offsets(layout: tuple[tuple[str, int], ...]) -> list[tuple[str, int, int]]:

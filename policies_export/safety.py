@@ -147,6 +147,11 @@ class SafetyLayer:
             obs_low, obs_high = (-_FLOAT32_MAX,) * metadata.obs_dim, (_FLOAT32_MAX,) * metadata.obs_dim
         self.obs_low = _frozen(np.asarray(obs_low, dtype=np.float32))
         self.obs_high = _frozen(np.asarray(obs_high, dtype=np.float32))
+        # The batch check sees the graph's input: with history, K observations (each against the box above)
+        # then M past actions (against the action bounds).
+        k, m = metadata.history.observations, metadata.history.actions
+        self.input_low = _frozen(np.concatenate([np.tile(self.obs_low, k), np.tile(self.action_low, m)]))
+        self.input_high = _frozen(np.concatenate([np.tile(self.obs_high, k), np.tile(self.action_high, m)]))
         # "desired_goal[2]" for each flat index, so a message says which sensor is off.
         self._value_names = [
             f"{name}[{i}]" for name, size in metadata.observation_layout for i in range(size)
@@ -249,12 +254,12 @@ class SafetyLayer:
     def check_batch(self, obs: np.ndarray, run: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """Checks 4-7 row by row, for vectorised evaluation; no held action, no rate limit, no watchdog.
 
-        obs: (B, obs_dim) float32; run: the model, (b, obs_dim) -> (b, act_dim).
-        Returns (B, act_dim) float32; rows that fail get the neutral action.
+        obs: (B, input_dim) float32, the graph's inputs (obs_dim without history); run: the model,
+        (b, input_dim) -> (b, act_dim). Returns (B, act_dim) float32; rows that fail get the neutral action.
         """
         actions = np.empty((obs.shape[0], self.action_low.shape[0]), dtype=np.float32)
         actions[:] = self.neutral_action
-        bad_obs = rows_outside(obs, self.obs_low, self.obs_high)
+        bad_obs = rows_outside(obs, self.input_low, self.input_high)
         nonfinite_obs = ~np.isfinite(obs).all(axis=1)
         self.counts[Intervention.NONFINITE_OBS] += int(nonfinite_obs.sum())
         self.counts[Intervention.OBS_OUT_OF_RANGE] += int((bad_obs & ~nonfinite_obs).sum())

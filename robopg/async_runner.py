@@ -67,7 +67,8 @@ def _work(rank: int, cfg: TrainConfig, facts: dict[str, Any], algo: A3C, shared:
     generator = torch.Generator().manual_seed(cfg.run.seed * 1000 + rank)
     local = build_policy(cfg, facts)
     algo.bind_worker(local)
-    storage = RolloutStorage(cfg.a3c.rollout_steps, per_worker, local.obs_dim, local.act_dim)
+    storage = RolloutStorage(cfg.a3c.rollout_steps, per_worker, local.obs_dim, local.act_dim,
+                             local.critic_obs_dim if local.asymmetric else None)
     env = make_training_env(cfg.env, per_worker, seed=seed)
     try:
         collector = Collector(env, local, storage, facts["success_key"])
@@ -85,7 +86,7 @@ def _work(rank: int, cfg: TrainConfig, facts: dict[str, Any], algo: A3C, shared:
                 global_step = shared.steps.value
             metrics = algo.update(storage, min(global_step / cfg.run.total_steps, 1.0), generator)
             with shared.lock:
-                algo.shared_policy.normalizer.update(storage.obs)
+                algo.shared_policy.update_normalizers(storage.obs, storage.critic_obs)
                 shared.updates[rank] += 1
             metrics.update(collector.stats.drain())
             metrics.update(worker=float(rank), collect_seconds=t1 - t0, update_seconds=time.perf_counter() - t1)

@@ -17,13 +17,16 @@ from typing import Any
 from robopg.config import SECTIONS, Algo, TrainConfig, field_help, load_config
 
 
-def _flag(name: str) -> str:
+def _flag(name: str, prefix: str = "") -> str:
+    """--name-with-dashes; a section with a FLAG_PREFIX gets --prefix-name, and its `enabled` field --prefix."""
+    if prefix:
+        return f"--{prefix}" if name == "enabled" else f"--{prefix}-" + name.replace("_", "-")
     return "--" + name.replace("_", "-")
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, algo: Algo) -> None:
-    """Flags for [env], [policy], [run] and the selected algorithm's section (their field names are flags)."""
-    for section in ("env", "policy", "run", algo.section):
+    """Flags for [env], [policy], [run], [adr] and the selected algorithm's section (their field names are flags)."""
+    for section in ("env", "policy", "run", "adr", algo.section):
         section_cls = SECTIONS[section]
         title = f"[{section}] options (config file section [{section}])"
         if section == algo.section:
@@ -46,7 +49,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, algo: Algo) -> None:
                 kwargs.update(nargs="+", type=typing.get_args(kind)[0])
             else:
                 kwargs["type"] = kind
-            group.add_argument(_flag(name), **kwargs)
+            group.add_argument(_flag(name, getattr(section_cls, "FLAG_PREFIX", "")), **kwargs)
 
 
 def selected_algo(argv: list[str]) -> Algo:

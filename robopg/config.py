@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 
 def option(default: Any, help: str) -> Any:  # noqa: A002 - "help" mirrors argparse
@@ -28,6 +28,11 @@ class Backend(StrEnum):
     SYNC = "sync"
     SUBPROCESS = "subprocess"
     BATCHED = "batched"
+
+
+class Reward(StrEnum):
+    TASK = "task"  # the task's own reward (sparse, or -distance for the Dense ids)
+    SHAPED = "shaped"  # named terms reach + goal + success times the *_scale fields (envs/rewards.py)
 
 
 class Activation(StrEnum):
@@ -100,10 +105,50 @@ class EnvConfig:
     randomization: str = option("default", "Domain randomisation: none, default, or a path to a TOML spec.")
     backend: Backend = option(Backend.AUTO, "Vector backend: auto (batched for the Fetch tasks, sync otherwise), "
                               "batched (Fetch tasks in MuJoCo's thread pool), sync (in-process) or subprocess.")
+    reward: Reward = option(Reward.TASK, "task (the task's own sparse/Dense reward) or shaped (Fetch object tasks: "
+                            "reach_scale * -|gripper-object| + goal_scale * -|object-goal| + success_scale * success).")
+    reach_scale: float = option(1.0, "Shaped reward: weight of the reach term -|gripper - reach target| (metres).")
+    reach_offset: float = option(0.0, "Shaped reward: the reach target lies this many metres behind the object, away "
+                                 "from the goal (where a push starts; 0.05 suits FetchPush); 0 = the object itself.")
+    goal_scale: float = option(2.0, "Shaped reward: weight of the goal term -|object - goal| (metres).")
+    success_scale: float = option(1.0, "Shaped reward: weight of the success term (1 per step within the threshold).")
+    obs_history: int = option(1, "Policy input holds the last K observations, newest last (1: the current one only).")
+    action_history: int = option(0, "Policy input also holds the last M actions sent to the robot, newest last (0: none).")
 
     def __post_init__(self) -> None:
         _check(self.num_envs >= 1, f"num_envs must be >= 1, got {self.num_envs}; pass --num-envs 16, say")
+        _check(self.obs_history >= 1,
+               f"obs_history must be >= 1 (the current observation counts), got {self.obs_history}; pass --obs-history 1")
+        _check(self.action_history >= 0,
+               f"action_history must be >= 0, got {self.action_history}; pass --action-history 0 for no past actions")
         object.__setattr__(self, "backend", Backend(self.backend))
+        object.__setattr__(self, "reward", Reward(self.reward))
+        _check(self.reach_offset >= 0, f"reach_offset must be >= 0 metres, got {self.reach_offset}")
+
+
+@dataclass(frozen=True)
+class AdrConfig:
+    """Automatic domain randomisation (OpenAI et al. 2019, "Solving Rubik's Cube with a Robot Hand"): every
+    uniform/loguniform range of the --randomization spec becomes a limit; training starts at the nominal value
+    and each range boundary moves outward (inward) by a step when the success rate of episodes pinned to it
+    passes success_high (falls below success_low). Flags: --adr, --adr-buffer-size, ..."""
+
+    FLAG_PREFIX: ClassVar[str] = "adr"
+    enabled: bool = option(False, "Use ADR on the ranges of --randomization (which then give the limits).")
+    boundary_probability: float = option(
+        0.5, "Fraction of episodes that pin one parameter at one of its current range boundaries to measure it.")
+    buffer_size: int = option(20, "Boundary episodes averaged before that boundary moves (m in the paper).")
+    success_high: float = option(0.6, "Widen a boundary when its success rate reaches this (t_H).")
+    success_low: float = option(0.2, "Narrow a boundary when its success rate falls to this (t_L).")
+    step_fraction: float = option(0.1, "Boundary step as a fraction of the limit range (latency: at least 1 step).")
+
+    def __post_init__(self) -> None:
+        _check(0 < self.boundary_probability <= 1,
+               f"boundary_probability must be in (0, 1], got {self.boundary_probability}")
+        _check(self.buffer_size >= 1, f"buffer_size must be >= 1, got {self.buffer_size}")
+        _check(0 <= self.success_low < self.success_high <= 1,
+               f"need 0 <= success_low < success_high <= 1, got {self.success_low} and {self.success_high}")
+        _check(0 < self.step_fraction <= 1, f"step_fraction must be in (0, 1], got {self.step_fraction}")
 
 
 @dataclass(frozen=True)
@@ -115,8 +160,14 @@ class PolicyConfig:
     shared_trunk: bool = option(
         False, "Actor and critic share their hidden layers (two heads on one trunk) instead of two networks."
     )
+    asymmetric_critic: bool = option(
+        False, "The critic sees privileged inputs (noiseless state and the true randomised parameters); only the "
+        "actor is exported. Needs a MuJoCo task from envs (the privileged infos) and separate networks."
+    )
 
     def __post_init__(self) -> None:
+        _check(not (self.asymmetric_critic and self.shared_trunk),
+               "asymmetric_critic needs separate actor and critic networks; drop --shared-trunk")
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
         object.__setattr__(self, "activation", Activation(self.activation))
         _check(
@@ -311,6 +362,7 @@ SECTIONS: dict[str, type] = {
     "env": EnvConfig,
     "policy": PolicyConfig,
     "run": RunConfig,
+    "adr": AdrConfig,
     **{algo.section: section_cls for algo, section_cls in ALGO_SECTIONS.items()},
 }
 
@@ -322,6 +374,7 @@ class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    adr: AdrConfig = field(default_factory=AdrConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     ppo_kl: PPOKLConfig = field(default_factory=PPOKLConfig)
     trpo: TRPOConfig = field(default_factory=TRPOConfig)
@@ -334,6 +387,14 @@ class TrainConfig:
             not (self.policy.shared_trunk and self.run.algo is Algo.TRPO),
             "trpo constrains the actor alone and fits the critic separately, so it needs two networks; "
             "drop --shared-trunk (or pass --no-shared-trunk)",
+        )
+        _check(
+            not (self.adr.enabled and self.env.randomization == "none"),
+            "ADR widens the ranges of a randomisation spec; pass --randomization default (or a TOML spec) with --adr",
+        )
+        _check(
+            not (self.adr.enabled and self.run.algo is Algo.A3C),
+            "ADR runs in the synchronous trainer; use --algo ppo (or another synchronous algorithm) with --adr",
         )
         if self.run.algo is Algo.A3C:
             workers = self.a3c.workers
@@ -359,8 +420,8 @@ class TrainConfig:
         return -(-self.run.total_steps // self.batch_size)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """env, policy, run and the selected algorithm's section (the others are unused by this run)."""
-        names = ("env", "policy", "run", self.run.algo.section)
+        """env, policy, run, adr and the selected algorithm's section (the others are unused by this run)."""
+        names = ("env", "policy", "run", "adr", self.run.algo.section)
         return json.loads(json.dumps({name: asdict(getattr(self, name)) for name in names}))
 
     @classmethod

@@ -10,9 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 import envs
-from robopg.config import EnvConfig
+from envs.history import HistoryStack
+from envs.rewards import RewardScales, ShapedReward
+from robopg.config import EnvConfig, Reward
 
 
 def make_training_env(cfg: EnvConfig, num_envs: int, seed: int) -> Any:
     """num_envs environments of ``cfg.task`` with the run's randomisation and wrappers (env i seeded seed + i)."""
-    return envs.make_vec(cfg.task, num_envs, seed=seed, randomization=cfg.randomization, backend=cfg.backend.value)
+    env = envs.make_vec(cfg.task, num_envs, seed=seed, randomization=cfg.randomization, backend=cfg.backend.value)
+    if cfg.reward is Reward.SHAPED:
+        scales = RewardScales(reach=cfg.reach_scale, goal=cfg.goal_scale, success=cfg.success_scale,
+                              reach_offset=cfg.reach_offset)
+        env = ShapedReward(env, cfg.task, envs.describe_task(cfg.task).layout, scales)
+    if cfg.obs_history > 1 or cfg.action_history > 0:
+        # Outermost: rewards and every other wrapper see raw observations; only the policy sees the stack.
+        env = HistoryStack(env, cfg.obs_history, cfg.action_history)
+    return env

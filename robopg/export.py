@@ -21,6 +21,7 @@ from torch import nn
 import envs
 import robopg
 from policies_export import FORMAT_VERSION, METADATA_KEY, Controller, PolicyMetadata
+from policies_export.metadata import History
 from policies_export.safety import SafetyConfig
 from robopg.checkpoint import FINAL, LATEST, atomic_write_bytes, load_checkpoint
 from robopg.config import EnvConfig, TrainConfig
@@ -37,7 +38,8 @@ class ExportError(RuntimeError):
 
 
 class DeployedPolicy(nn.Module):
-    """What runs on the robot: raw obs (B, obs_dim) -> deterministic action in bounds (B, act_dim)."""
+    """What runs on the robot: raw policy input (B, input_dim) -> deterministic action in bounds (B, act_dim).
+    input_dim is obs_dim, or with history K * obs_dim + M * act_dim (envs/history.py; the runtime stacks)."""
 
     def __init__(self, policy: GaussianActorCritic) -> None:
         super().__init__()
@@ -77,15 +79,15 @@ def load_trained_policy(run_dir: Path) -> tuple[GaussianActorCritic, dict]:
 
 @torch.no_grad()
 def record_observations(policy: GaussianActorCritic, env_cfg: EnvConfig, num: int, seed: int) -> np.ndarray:
-    """Observations the policy meets in its training env (stochastic actions, for coverage): (>= num, obs_dim)
-    float32, as the policy's input (with any history the run stacks)."""
+    """Observations the policy meets in its training env (stochastic actions, for coverage): (>= num, input_dim)
+    float32, as the policy's input (with any history the run stacks: robopg/environment.py wraps it)."""
     num_envs = 8
     env = make_training_env(env_cfg, num_envs, seed=seed)
     try:
         obs, _ = env.reset(seed=seed)
         recorded = [obs]
         for _ in range(-(-num // num_envs) - 1):
-            actions, *_ = policy.act(torch.from_numpy(obs))
+            actions = policy.sample_actions(torch.from_numpy(obs))
             obs, *_ = env.step(policy.to_env_action(actions).numpy())
             recorded.append(obs)
     finally:
@@ -93,7 +95,9 @@ def record_observations(policy: GaussianActorCritic, env_cfg: EnvConfig, num: in
     return np.concatenate(recorded).astype(np.float32)
 
 
-def observation_range(policy: GaussianActorCritic) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+def observation_range(
+    policy: GaussianActorCritic, obs_dim: int, history: History
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     """The range the runtime's safety layer checks observations against: (low, high), each obs_dim floats.
 
     Why the normaliser's mean -+ clip * std and not the min/max of the observations recorded for the parity
@@ -102,11 +106,14 @@ def observation_range(policy: GaussianActorCritic) -> tuple[tuple[float, ...], t
     min/max (new goal positions), none outside mean -+ 10 std. And the bound means something for the network:
     beyond it the normaliser clips its input, so the policy cannot see how far out the value is.
     None for a policy whose normaliser never saw data (its statistics say nothing about the task).
+    With history the normaliser covers K stacked observations and M actions; the robot's range check is on the
+    one raw observation it sends, so the range is that of the newest frame (obs_dim values ending at K * obs_dim).
     """
     if float(policy.normalizer.count) == 0:
         return None
     low, high = policy.normalizer.unclipped_range()
-    return tuple(low.tolist()), tuple(high.tolist())
+    newest = slice((history.observations - 1) * obs_dim, history.observations * obs_dim)
+    return tuple(low[newest].tolist()), tuple(high[newest].tolist())
 
 
 def to_onnx_bytes(policy: GaussianActorCritic) -> bytes:
@@ -142,14 +149,16 @@ def export_policy(
     facts = state["task"]
     observations = record_observations(policy, cfg.env, num_observations, seed=cfg.run.seed + 104_729)
     model = onnx.load_from_string(to_onnx_bytes(policy))
-    obs_range = observation_range(policy)
+    layout = tuple((name, int(size)) for name, size in facts["layout"])
+    history = History(observations=cfg.env.obs_history, actions=cfg.env.action_history)
+    obs_range = observation_range(policy, sum(size for _, size in layout), history)
 
     def metadata_with(parity: float) -> PolicyMetadata:
         return PolicyMetadata(
             format_version=FORMAT_VERSION,
             task=facts["task"],
             algorithm=state["algorithm"],
-            observation_layout=tuple((name, int(size)) for name, size in facts["layout"]),
+            observation_layout=layout,
             action_low=tuple(facts["action_low"]),
             action_high=tuple(facts["action_high"]),
             control_rate_hz=1.0 / facts["control_dt"],
@@ -161,6 +170,7 @@ def export_policy(
             exported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             observation_low=obs_range[0] if obs_range else None,
             observation_high=obs_range[1] if obs_range else None,
+            history=history,
         )
 
     def write(path: Path, metadata: PolicyMetadata) -> None:

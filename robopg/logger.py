@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -30,6 +31,12 @@ class MetricsLogger:
             csv.writer(f).writerow([row.get(c, "") for c in self.columns])
         for key, value in metrics.items():
             self.tb.add_scalar(key, value, step)
+
+    def histograms(self, step: int, values: dict[str, np.ndarray], prefix: str = "randomization") -> None:
+        """One TensorBoard histogram per name (e.g. the randomisation values environments were reset with)."""
+        for name, x in values.items():
+            if len(x):
+                self.tb.add_histogram(f"{prefix}/{name}", np.asarray(x, dtype=np.float64), step)
 
     def close(self) -> None:
         self.tb.close()

@@ -15,6 +15,7 @@ class Batch:
     """A flat minibatch of B samples drawn from the rollout."""
 
     obs: torch.Tensor  # (B, obs_dim) raw observations
+    critic_obs: torch.Tensor  # (B, critic_obs_dim) the critic's input: obs itself, or privileged inputs
     actions: torch.Tensor  # (B, act_dim) normalised-space actions that were sampled
     log_probs: torch.Tensor  # (B,) log pi_old(u | x)
     means: torch.Tensor  # (B, act_dim) mean of pi_old
@@ -27,17 +28,20 @@ class Batch:
 class RolloutStorage:
     """One rollout of T steps from N environments.
 
-    Shapes: obs (T, N, obs_dim); actions, means (T, N, act_dim); log_probs, values, rewards, terminated,
+    Shapes: obs (T, N, obs_dim); critic_obs (T, N, critic_obs_dim) (the same tensor as obs unless the critic is
+    asymmetric); actions, means (T, N, act_dim); log_probs, values, rewards, terminated,
     dones, truncated, bootstrap_values, advantages, returns (T, N); first_is_start, last_values (N,).
 
     The collector fills everything up to ``last_values``; the algorithm's ``update()`` then fills
     ``advantages`` and ``returns`` with its own estimator (``compute_gae``, or Monte-Carlo returns).
     """
 
-    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int) -> None:
+    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int,
+                 critic_obs_dim: int | None = None) -> None:
         self.num_steps, self.num_envs = num_steps, num_envs
         t, n = num_steps, num_envs
         self.obs = torch.zeros(t, n, obs_dim)
+        self.critic_obs = self.obs if critic_obs_dim is None else torch.zeros(t, n, critic_obs_dim)
         self.actions = torch.zeros(t, n, act_dim)
         self.means = torch.zeros(t, n, act_dim)
         self.log_std = torch.zeros(act_dim)
@@ -64,12 +68,16 @@ class RolloutStorage:
         rewards: torch.Tensor,
         terminated: torch.Tensor,
         truncated: torch.Tensor,
+        critic_obs: torch.Tensor | None = None,
     ) -> None:
-        """Record step ``self.step`` for all N environments (each argument has the step's (N, ...) shape)."""
+        """Record step ``self.step`` for all N environments (each argument has the step's (N, ...) shape);
+        critic_obs only where the critic is asymmetric."""
         t = self.step
         if t >= self.num_steps:
             raise RuntimeError(f"rollout storage is full ({self.num_steps} steps); call reset() after the update")
         self.obs[t] = obs
+        if critic_obs is not None:
+            self.critic_obs[t] = critic_obs
         self.actions[t] = actions
         self.log_probs[t] = log_probs
         self.values[t] = values
@@ -116,6 +124,7 @@ class RolloutStorage:
         total = self.num_steps * self.num_envs
         return Batch(
             obs=self.obs.reshape(total, -1),
+            critic_obs=self.critic_obs.reshape(total, -1),
             actions=self.actions.reshape(total, -1),
             log_probs=self.log_probs.reshape(total),
             means=self.means.reshape(total, -1),
@@ -126,7 +135,7 @@ class RolloutStorage:
         )
 
 
-_PER_SAMPLE = ("obs", "actions", "log_probs", "means", "values", "advantages", "returns")
+_PER_SAMPLE = ("obs", "critic_obs", "actions", "log_probs", "means", "values", "advantages", "returns")
 
 
 def shuffled_chunks(total: int, num_chunks: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:

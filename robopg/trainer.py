@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 import envs
+from robopg.adr import AutomaticDomainRandomization
 from robopg.algos import ALGORITHMS
 from robopg.checkpoint import (
     FINAL,
@@ -29,7 +30,7 @@ from robopg.checkpoint import (
     set_rng_state,
 )
 from robopg.collector import Collector
-from robopg.config import Algo, TrainConfig
+from robopg.config import Algo, EnvConfig, TrainConfig
 from robopg.environment import make_training_env
 from robopg.logger import MetricsLogger
 from robopg.modules.actor_critic import GaussianActorCritic
@@ -38,10 +39,15 @@ from robopg.storage import RolloutStorage
 CONFIG_FILE = "config.json"
 
 
-def task_facts(info: envs.TaskInfo) -> dict[str, Any]:
-    """What export needs to know about the task, stored in every checkpoint (JSON-serialisable)."""
+def task_facts(info: envs.TaskInfo, cfg: TrainConfig) -> dict[str, Any]:
+    """What export needs to know about the task, stored in every checkpoint (JSON-serialisable).
+
+    "privileged": names of the asymmetric critic's extra inputs after the noiseless observation (the parameters
+    the randomisation spec actually varies on this task), None without an asymmetric critic."""
+    privileged = active_parameters(cfg.env) if cfg.policy.asymmetric_critic else None
     return {
         "task": info.task,
+        "privileged": privileged,
         "layout": [[name, size] for name, size in info.layout.fields],
         "action_low": [float(x) for x in info.action_low],
         "action_high": [float(x) for x in info.action_high],
@@ -50,11 +56,25 @@ def task_facts(info: envs.TaskInfo) -> dict[str, Any]:
     }
 
 
+def active_parameters(env_cfg: EnvConfig) -> list[str]:
+    """The parameters of the run's randomisation spec that the task has a target for (spec order)."""
+    env = envs.make_env(env_cfg.task, seed=0, randomization=env_cfg.randomization)
+    try:
+        return list(env.get_wrapper_attr("active_parameters"))
+    finally:
+        env.close()
+
+
 def build_policy(cfg: TrainConfig, facts: dict[str, Any]) -> GaussianActorCritic:
     obs_dim = sum(size for _, size in facts["layout"])
     act_dim = len(facts["action_low"])
+    # The actor reads K stacked observations and M past actions (envs/history.py); the robot still sends one
+    # raw observation (facts["layout"]) and the runtime stacks it the same way.
+    input_dim = cfg.env.obs_history * obs_dim + cfg.env.action_history * act_dim
+    privileged = facts.get("privileged")
+    critic_obs_dim = None if privileged is None else obs_dim + len(privileged)
     return GaussianActorCritic(
-        obs_dim, act_dim, np.array(facts["action_low"]), np.array(facts["action_high"]), cfg.policy
+        input_dim, act_dim, np.array(facts["action_low"]), np.array(facts["action_high"]), cfg.policy, critic_obs_dim
     )
 
 
@@ -69,13 +89,21 @@ class Trainer:
         torch.manual_seed(cfg.run.seed)
         np.random.seed(cfg.run.seed)
 
-        self.facts = task_facts(envs.describe_task(cfg.env.task))
+        self.facts = task_facts(envs.describe_task(cfg.env.task), cfg)
         self.policy = build_policy(cfg, self.facts)
         self.algo = ALGORITHMS[cfg.run.algo](self.policy, cfg.algorithm)
         self.storage = RolloutStorage(
-            cfg.algorithm.rollout_steps, cfg.env.num_envs, self.policy.obs_dim, self.policy.act_dim
+            cfg.algorithm.rollout_steps, cfg.env.num_envs, self.policy.obs_dim, self.policy.act_dim,
+            self.policy.critic_obs_dim if self.policy.asymmetric else None,
         )
         self.generator = torch.Generator().manual_seed(cfg.run.seed)
+        self.adr = None
+        if cfg.adr.enabled:
+            # Only what this task can vary: a pin on a parameter the task lacks would measure nothing.
+            spec = envs.load_spec(cfg.env.randomization)
+            active = active_parameters(cfg.env)
+            spec = envs.RandomizationSpec(tuple(p for p in spec.parameters if p.name in active), spec.source)
+            self.adr = AutomaticDomainRandomization(spec, cfg.adr, cfg.env.num_envs, seed=cfg.run.seed)
         self.global_step = 0
         self.iteration = 0
         self.env: Any = None
@@ -100,6 +128,8 @@ class Trainer:
         set_rng_state(state["rng"])
         trainer.global_step = int(state["global_step"])
         trainer.iteration = int(state["iteration"])
+        if trainer.adr is not None:
+            trainer.adr.load_state_dict(state["adr"])
         return trainer
 
     def state_dict(self) -> dict[str, Any]:
@@ -111,6 +141,7 @@ class Trainer:
             "rng": rng_state(),
             "global_step": self.global_step,
             "iteration": self.iteration,
+            "adr": self.adr.state_dict() if self.adr is not None else None,
             "config": self.cfg.to_dict(),
             "task": self.facts,
         }
@@ -137,10 +168,14 @@ class Trainer:
             return train_async(self)
         logger = MetricsLogger(self.run_dir)
         self.env = make_training_env(cfg.env, cfg.env.num_envs, seed=cfg.run.seed)
-        collector = Collector(self.env, self.policy, self.storage, self.facts["success_key"])
+        collector = Collector(self.env, self.policy, self.storage, self.facts["success_key"], listener=self.adr)
+        if self.adr is not None:
+            self.adr.begin(self.env)
         # A resumed run cannot restore mid-episode simulator state; it starts fresh episodes from a seed derived
         # from the iteration, so resuming the same checkpoint twice gives the same run.
         collector.reset(seed=cfg.run.seed + 7919 * self.iteration)
+        if self.adr is not None:
+            self.adr.arm(self.env)
         bar = progress_bar(cfg, self.global_step, self.progress)
         metrics: dict[str, float] = {}
         try:
@@ -151,7 +186,7 @@ class Trainer:
                 progress = self.global_step / cfg.run.total_steps
                 metrics = self.algo.update(self.storage, progress, self.generator)
                 # After the update, so the rollout's log-probs and the update used the same statistics.
-                self.policy.normalizer.update(self.storage.obs)
+                self.policy.update_normalizers(self.storage.obs, self.storage.critic_obs)
                 t2 = time.perf_counter()
                 self.iteration += 1
                 metrics.update(collector.stats.drain())
@@ -161,7 +196,10 @@ class Trainer:
                     collect_seconds=t1 - t0,
                     update_seconds=t2 - t1,
                 )
+                if self.adr is not None:
+                    metrics.update(self.adr.metrics())
                 logger.log(self.global_step, metrics)
+                logger.histograms(self.global_step, collector.stats.drain_randomization())
                 show_progress(bar, self.cfg.batch_size, metrics)
                 if cfg.run.checkpoint_every and self.iteration % cfg.run.checkpoint_every == 0:
                     self.save()

@@ -62,6 +62,8 @@ class RolloutEngine:
     nthread: native threads stepping the batch (0 or 1: the calling thread).
     After `reset` / `step`: state (N, nstate), qpos / qvel views of it, and the kinematics readouts
     site_xpos (N, 2, 3) [grip, object], object_xmat (N, 3, 3), site_jacp (N, 2, 3, nv), object_jacr (N, 3, nv).
+    dt: (N,) seconds of each environment's latest control step (n_substeps x its model's timestep), which
+    observations scale velocities by; whoever changes a model's timestep updates it.
     """
 
     def __init__(self, task: FetchTask, models: list[mujoco.MjModel], nthread: int):
@@ -74,6 +76,7 @@ class RolloutEngine:
         self._rollout = mujoco.rollout.Rollout(nthread=nthread if nthread > 1 else 0)
         self._datas = [mujoco.MjData(model) for _ in range(max(1, nthread))]
 
+        self.dt = np.full(n, task.dt)
         self.state = np.tile(task.initial_state, (n, 1))
         self.qpos_slice = _state_slice(model, mujoco.mjtState.mjSTATE_QPOS)
         self.qpos = self.state[:, self.qpos_slice]

@@ -11,9 +11,10 @@ from envs.batched.engine import RolloutEngine
 
 def observe(engine: RolloutEngine, goal: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Flat observations (observation, achieved_goal, desired_goal) of every environment into out (N, dim)
-    float32. goal: (N, 3). Velocities are Jacobian @ qvel scaled by the control step, as the reference."""
+    float32. goal: (N, 3). Velocities are Jacobian @ qvel scaled by each environment's control step (engine.dt),
+    as the reference scales them by its model's current timestep x n_substeps."""
     task = engine.task
-    dt = task.dt
+    dt = engine.dt[:, None]
     qvel = engine.qvel[:, :, None]
     grip_pos = engine.site_xpos[:, 0]
     grip_velp = (engine.site_jacp[:, 0] @ qvel)[..., 0] * dt

@@ -2,11 +2,14 @@
 
 The same contract as the reference path (`SyncVectorEnv` of `make_env`, SAME_STEP autoreset): at an episode end
 the returned obs is already the reset obs, `infos["final_obs"][i]` the true final observation and
-`infos["final_info"]["is_success"]` that step's success; `infos["randomization"]` holds the values sampled at
-each reset. Environment i is seeded with seed + i, and each environment draws its episode (object, goal) and
+`infos["final_info"]` that step's `is_success`, `clean_obs` and `privileged_params`; `infos["randomization"]`
+holds the values sampled at each reset, `infos["clean_obs"]` / `infos["privileged_params"]` every env's
+current ones. Environment i is seeded with seed + i, and each environment draws its episode (object, goal) and
 its randomisation (`RandomizationStreams`, `ModelDynamics`) exactly as its reference twin does, so equal
 seeds give equal episodes on both backends. The physics runs batched in `RolloutEngine`; observations,
-rewards, time limits, noise and latency are numpy over the batch. Per-environment Python runs only at resets.
+rewards, time limits, noise and latency are numpy over the batch. Per-environment Python runs at resets, and
+per step only for what draws from an environment's own stream: action and observation noise, timestep
+jitter, object pushes.
 """
 
 from __future__ import annotations
@@ -25,11 +28,15 @@ from envs.batched.fetch_task import POS_STEP, FetchTask
 from envs.batched.observations import goal_distance, observe, reward, success
 from envs.batched.sampling import sample_goal, sample_object_xy
 from envs.domain_randomization import (
+    CLEAN_OBS,
+    PRIVILEGED_PARAMS,
     RandomizationStreams,
+    RunningMoments,
     action_midpoint,
     active_spec,
-    dynamics_modes,
+    model_modes,
     obs_mask,
+    respec,
 )
 from envs.dynamics import ActionScale, ModelDynamics
 from envs.randomization import RandomizationSpec
@@ -42,7 +49,8 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
 
     spec: randomisation spec (already merged with any profile). nthread: native physics threads (default: all
     cores, at most num_envs). Observations (num_envs, obs_dim) float32, actions (num_envs, 4).
-    Attributes: inactive_parameters, active_parameters (as DomainRandomization), engine (RolloutEngine).
+    Attributes: inactive_parameters, active_parameters (as DomainRandomization: the order of
+    infos["privileged_params"], (N, P) float32), engine (RolloutEngine).
     """
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
@@ -62,14 +70,19 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
         self.layout = fetch.layout
 
         # Randomisation: one model per environment only where its dynamics change.
-        modes = dynamics_modes(spec)
+        self.randomization_spec = spec
+        modes = model_modes(spec)
         models = [copy.copy(fetch.model) for _ in range(n)] if modes else [fetch.model] * n
-        self.dynamics = [ModelDynamics(m, modes, ActionScale) for m in models]
+        self.dynamics = [ModelDynamics(m, modes, ActionScale, fetch.n_substeps) for m in models]
         self.inactive_parameters = self.dynamics[0].inactive
         self.active_parameters = tuple(p for p in spec.names if p not in self.inactive_parameters)
         episode_spec = active_spec(spec, self.inactive_parameters)
         mask = obs_mask(fetch.layout)
         self.streams = [RandomizationStreams(episode_spec, mask, seed + i) for i in range(n)]
+        relative = "observation_noise_relative" in episode_spec
+        self._moments = RunningMoments(n, dim) if relative else None
+        # Per-step work per environment only where the spec asks for it.
+        self._perturbs = "timestep_jitter" in episode_spec or "object_push" in episode_spec
         self._pending_seeds: list[int | None] = [seed + i for i in range(n)]
         self._task_rngs: list[np.random.Generator | None] = [None] * n
 
@@ -80,6 +93,10 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
         self.goal = np.zeros((n, 3))
         self.elapsed = np.zeros(n, dtype=np.int64)
         self._obs = np.zeros((n, dim), dtype=np.float32)
+        self._clean_obs = np.zeros((n, dim), dtype=np.float32)
+        self._privileged = np.zeros((n, len(self.active_parameters)), dtype=np.float32)
+        self._jitter = np.zeros(n, dtype=bool)
+        self._push = np.zeros(n, dtype=bool)
         self._noise = np.zeros((n, dim), dtype=np.float32)
         self._obs_bias = np.zeros((n, dim), dtype=np.float32)
         self._corrupt = np.zeros(n, dtype=bool)
@@ -121,6 +138,8 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
         pos = action[:, :3] * self._action_scale[:, None]
         pos *= np.float32(POS_STEP)
         gripper = np.zeros(self.num_envs) if self.fetch.block_gripper else action[:, 3].astype(np.float64)
+        if self._perturbs:
+            self._perturb()
         self.engine.step(pos.astype(np.float64), gripper)
 
         self.elapsed += 1
@@ -129,7 +148,7 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
         succeeded = success(self.engine, distance)
         observe(self.engine, self.goal, self._obs)
         everyone = np.arange(self.num_envs)
-        self._corrupt_obs(everyone)
+        self._observe(everyone)
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = self.elapsed >= self.fetch.max_episode_steps
         done = np.flatnonzero(truncated)
@@ -139,15 +158,32 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
             for i in done:
                 final_obs[i] = self._obs[i].copy()
             infos["final_obs"], infos["_final_obs"] = final_obs, truncated.copy()
-            final_success = np.where(truncated, succeeded, np.float32(0))
-            infos["final_info"] = {SUCCESS_KEY: final_success, f"_{SUCCESS_KEY}": truncated.copy()}
+            # As SyncVectorEnv batches the ended episodes' last step infos: zeros where no episode ended.
+            ended = truncated[:, None]
+            infos["final_info"] = {
+                SUCCESS_KEY: np.where(truncated, succeeded, np.float32(0)),
+                CLEAN_OBS: np.where(ended, self._clean_obs, np.float32(0)),
+                PRIVILEGED_PARAMS: np.where(ended, self._privileged, np.float32(0)),
+            }
+            for key in (SUCCESS_KEY, CLEAN_OBS, PRIVILEGED_PARAMS):
+                infos["final_info"][f"_{key}"] = truncated.copy()
             infos["_final_info"] = truncated.copy()
             infos.update(self._reset_envs(done, [None] * done.size))
         # As SyncVectorEnv merges infos: an env that reset reports its reset info, not this step's.
         if done.size < self.num_envs:
             infos[SUCCESS_KEY] = np.where(truncated, np.float32(0), succeeded)
             infos[f"_{SUCCESS_KEY}"] = ~truncated
+        infos.update(self._privileged_info(everyone))
         return self._obs.copy(), rewards, terminated, truncated, infos
+
+    def set_env_spec(self, i: int, spec: RandomizationSpec) -> None:
+        """Environment i samples its next episodes from `spec` (same parameters as at construction, see
+        domain_randomization.respec); its running episode is unchanged."""
+        if not 0 <= i < self.num_envs:
+            raise ValueError(f"environment index {i} is out of range; this vector env has {self.num_envs} envs")
+        new = respec(self.randomization_spec, self.inactive_parameters, spec)
+        self.dynamics[i].modes.update(model_modes(new))
+        self.streams[i].spec = new
 
     def close_extras(self, **kwargs: Any) -> None:
         self.engine.close()
@@ -162,26 +198,38 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
         for k, i in enumerate(idx):
             seed = seeds[k] if seeds[k] is not None else self._pending_seeds[i]
             self._pending_seeds[i] = None
+            if seed is not None and self._moments is not None:
+                self._moments.clear(np.array([i]))
             values.append(self._new_episode(i, seed))
             if seed is not None or self._task_rngs[i] is None:
                 self._task_rngs[i] = seeding.np_random(seed)[0]
             rng = self._task_rngs[i]
             if fetch.has_object:
                 qpos[k, fetch.object_qposadr : fetch.object_qposadr + 2] = sample_object_xy(fetch, rng)
+                # Resting on the table: the start height follows table_height and object_size.
+                qpos[k, fetch.object_qposadr + 2] += self.dynamics[i].object_start_shift
             self.goal[i] = sample_goal(fetch, rng)
         self.engine.reset(idx, states)
         self.elapsed[idx] = 0
         obs = observe(self.engine, self.goal, np.empty_like(self._obs))
         self._obs[idx] = obs[idx]
-        self._corrupt_obs(idx)
-        return {"randomization": self._randomization_info(idx, values), "_randomization": self._mask(idx)}
+        self._observe(idx)
+        return {
+            "randomization": self._randomization_info(idx, values),
+            "_randomization": self._mask(idx),
+            **self._privileged_info(idx),
+        }
 
     def _new_episode(self, i: int, seed: int | None) -> dict[str, float]:
-        """Draw env i's episode values and apply them (model parameters, noise, latency)."""
+        """Draw env i's episode values and apply them (model parameters, perturbations, noise, latency)."""
         streams = self.streams[i]
         values = streams.new_episode(seed)
         dynamics = self.dynamics[i]
-        dynamics.apply({n: v for n, v in values.items() if n in dynamics.targets})
+        dynamics.apply({n: v for n, v in values.items() if n in dynamics.targets}, streams.gravity_offset)
+        self._privileged[i] = [values[n] for n in self.active_parameters]
+        self.engine.dt[i] = dynamics.control_dt  # control_period
+        self._jitter[i] = streams.timestep_jitter > 0
+        self._push[i] = streams.pushes
         self._action_scale[i] = dynamics.action_scale
         self._corrupt[i] = streams.corrupt_obs
         self._obs_bias[i] = streams.obs_bias
@@ -218,14 +266,43 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
             action[delayed] = executed
         return action
 
-    def _corrupt_obs(self, idx: np.ndarray) -> None:
-        """obs + per-episode bias + per-step noise for the environments of idx that randomise observations."""
+    def _perturb(self) -> None:
+        """Before the physics: this step's delay (timestep_jitter) and object kick (object_push), per env."""
+        engine = self.engine
+        for i in np.flatnonzero(self._jitter):
+            dynamics = self.dynamics[i]
+            dynamics.delay_step(self.streams[i].step_delay())
+            engine.dt[i] = dynamics.control_dt
+        for i in np.flatnonzero(self._push):
+            kick = self.streams[i].push()
+            if kick is not None:
+                engine.qvel[i, self.dynamics[i].push_dofs] += kick
+
+    def _observe(self, idx: np.ndarray) -> None:
+        """Keep the clean observations of idx (self._obs rows), then add per-episode bias and per-step noise for
+        the environments of idx that randomise observations."""
+        self._clean_obs[idx] = self._obs[idx]
+        if self._moments is not None:
+            self._moments.update(idx, self._obs[idx])
         rows = idx[self._corrupt[idx]]
         if rows.size:
-            for i in rows:
-                self.streams[i].observation_noise(self._noise[i])
+            running_std = self._moments.std(rows) if self._moments is not None else [None] * rows.size
+            for i, std in zip(rows, running_std, strict=True):
+                self.streams[i].observation_noise(self._noise[i], std)
             self._obs[rows] += self._noise[rows]
             self._obs[rows] += self._obs_bias[rows]
+
+    def _privileged_info(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """clean_obs (N, dim) and privileged_params (N, P) with `_key` masks of idx, as SyncVectorEnv batches
+        the sub-envs' infos (zeros outside idx)."""
+        mask = self._mask(idx)
+        rows = mask[:, None]
+        return {
+            CLEAN_OBS: np.where(rows, self._clean_obs, np.float32(0)),
+            f"_{CLEAN_OBS}": mask,
+            PRIVILEGED_PARAMS: np.where(rows, self._privileged, np.float32(0)),
+            f"_{PRIVILEGED_PARAMS}": mask.copy(),
+        }
 
     def _mask(self, idx: np.ndarray) -> np.ndarray:
         mask = np.zeros(self.num_envs, dtype=bool)

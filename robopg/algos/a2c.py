@@ -43,7 +43,7 @@ def actor_critic_loss(
     adv = batch.advantages
     if cfg.normalize_advantages:
         adv = normalized(adv)
-    log_probs, entropy, values, _ = policy.evaluate(batch.obs, batch.actions)
+    log_probs, entropy, values, _ = policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
     pg_loss = -(log_probs * adv).mean()
     v_loss = 0.5 * (values - targets).pow(2).mean()
     ent = entropy.mean()

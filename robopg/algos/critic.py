@@ -13,21 +13,22 @@ from robopg.storage import shuffled_chunks
 def fit_value(
     policy: GaussianActorCritic,
     optimizer: torch.optim.Optimizer,
-    obs: torch.Tensor,
+    critic_obs: torch.Tensor,
     targets: torch.Tensor,
     epochs: int,
     minibatches: int,
     max_grad_norm: float,
     generator: torch.Generator,
 ) -> float:
-    """Minimise 0.5 E[(V(x) - y)^2] over ``epochs`` shuffled passes; obs: (B, obs_dim), targets: (B,).
+    """Minimise 0.5 E[(V(x) - y)^2] over ``epochs`` shuffled passes; critic_obs: (B, critic_obs_dim) (the
+    observations, or an asymmetric critic's privileged inputs), targets: (B,).
 
     Returns the mean loss over all minibatch steps.
     """
     total, steps = 0.0, 0
     for _ in range(epochs):
-        for idx in shuffled_chunks(obs.shape[0], min(minibatches, obs.shape[0]), generator):
-            loss = 0.5 * (policy.value(obs[idx]) - targets[idx]).pow(2).mean()
+        for idx in shuffled_chunks(critic_obs.shape[0], min(minibatches, critic_obs.shape[0]), generator):
+            loss = 0.5 * (policy.value(critic_obs[idx]) - targets[idx]).pow(2).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(policy.critic_parameters(), max_grad_norm)

@@ -75,7 +75,7 @@ class PPO:
         for _epoch in range(cfg.epochs):
             epoch_kl = 0.0
             for batch in storage.minibatches(cfg.minibatches, generator):
-                log_probs, entropy, values, means = self.policy.evaluate(batch.obs, batch.actions)
+                log_probs, entropy, values, means = self.policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
                 adv = batch.advantages
                 if cfg.normalize_advantages:
                     adv = normalized(adv)

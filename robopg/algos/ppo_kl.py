@@ -53,7 +53,7 @@ class PPOKL:
         updates = 0
         for _epoch in range(cfg.epochs):
             for batch in storage.minibatches(cfg.minibatches, generator):
-                log_probs, entropy, values, means = policy.evaluate(batch.obs, batch.actions)
+                log_probs, entropy, values, means = policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
                 adv = batch.advantages
                 if cfg.normalize_advantages:
                     adv = normalized(adv)

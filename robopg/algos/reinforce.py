@@ -67,7 +67,7 @@ class Reinforce:
             )
             return {**metrics, "policy_loss": float("nan")}
 
-        obs, actions = storage.obs[mask], storage.actions[mask]
+        obs, actions, critic_obs = storage.obs[mask], storage.actions[mask], storage.critic_obs[mask]
         weights = weights[mask]
         if cfg.baseline is Baseline.AVERAGE:
             weights = weights - weights.mean()
@@ -76,7 +76,7 @@ class Reinforce:
         if cfg.normalize_advantages:
             weights = normalized(weights)
 
-        log_probs, entropy, _, _ = self.policy.evaluate(obs, actions)
+        log_probs, entropy, _, _ = self.policy.evaluate(obs, actions, critic_obs)
         loss = policy_gradient_loss(log_probs, weights)
         self.actor_optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -86,7 +86,7 @@ class Reinforce:
                        action_std=torch.exp(self.policy.log_std).mean().item())
         if cfg.baseline is Baseline.VALUE:
             metrics["value_loss"] = fit_value(
-                self.policy, self.critic_optimizer, obs, reward_to_go[mask], cfg.value_epochs,
+                self.policy, self.critic_optimizer, critic_obs, reward_to_go[mask], cfg.value_epochs,
                 cfg.value_minibatches, cfg.max_grad_norm, generator,
             )
         return metrics

@@ -71,7 +71,7 @@ def fisher_vector_product(
 
 def surrogate(policy: GaussianActorCritic, batch: Batch, advantages: torch.Tensor) -> torch.Tensor:
     """L(theta) = E[pi_theta(u | x) / pi_old(u | x) A]: the importance-sampled surrogate (a scalar)."""
-    log_probs, _, _, _ = policy.evaluate(batch.obs, batch.actions)
+    log_probs, _, _, _ = policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
     return (torch.exp(log_probs - batch.log_probs) * advantages).mean()
 
 
@@ -100,7 +100,7 @@ class TRPO:
             adv = normalized(adv)
         metrics = self.natural_gradient_step(batch, adv)
         metrics["value_loss"] = fit_value(
-            policy, self.critic_optimizer, batch.obs, batch.returns, cfg.value_epochs, cfg.value_minibatches,
+            policy, self.critic_optimizer, batch.critic_obs, batch.returns, cfg.value_epochs, cfg.value_minibatches,
             cfg.max_grad_norm, generator,
         )
         metrics["action_std"] = torch.exp(policy.log_std).mean().item()

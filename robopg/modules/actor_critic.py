@@ -56,7 +56,8 @@ class GaussianActorCritic(nn.Module):
     """
 
     def __init__(
-        self, obs_dim: int, act_dim: int, action_low: np.ndarray, action_high: np.ndarray, cfg: PolicyConfig
+        self, obs_dim: int, act_dim: int, action_low: np.ndarray, action_high: np.ndarray, cfg: PolicyConfig,
+        critic_obs_dim: int | None = None,
     ) -> None:
         super().__init__()
         low = np.asarray(action_low, dtype=np.float32).reshape(act_dim)
@@ -69,6 +70,14 @@ class GaussianActorCritic(nn.Module):
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.normalizer = RunningNormalizer(obs_dim, clip=cfg.obs_clip)
         self.shared_trunk = cfg.shared_trunk
+        # Asymmetric actor-critic (Pinto et al. 2018): the critic reads a privileged vector of its own, with its
+        # own normaliser; the actor never sees it, and export takes only the actor.
+        self.asymmetric = critic_obs_dim is not None
+        self.critic_obs_dim = obs_dim if critic_obs_dim is None else critic_obs_dim
+        if self.asymmetric:
+            if cfg.shared_trunk:
+                raise ValueError("an asymmetric critic cannot share the actor's trunk; drop --shared-trunk")
+            self.critic_normalizer = RunningNormalizer(self.critic_obs_dim, clip=cfg.obs_clip)
         if cfg.shared_trunk:
             # One trunk module in both Sequentials: its parameters are shared (and counted once by parameters()).
             trunk = hidden_layers(obs_dim, cfg.hidden_sizes, cfg.activation)
@@ -76,7 +85,7 @@ class GaussianActorCritic(nn.Module):
             self.critic = nn.Sequential(trunk, _linear(cfg.hidden_sizes[-1], 1, 1.0))
         else:
             self.actor = mlp(obs_dim, cfg.hidden_sizes, act_dim, cfg.activation, out_gain=0.01)
-            self.critic = mlp(obs_dim, cfg.hidden_sizes, 1, cfg.activation, out_gain=1.0)
+            self.critic = mlp(self.critic_obs_dim, cfg.hidden_sizes, 1, cfg.activation, out_gain=1.0)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(cfg.init_log_std)))
         self.register_buffer("action_low", torch.from_numpy(low))
         self.register_buffer("action_high", torch.from_numpy(high))
@@ -89,25 +98,50 @@ class GaussianActorCritic(nn.Module):
         """phi of V_phi (with a shared trunk, the trunk too)."""
         return list(self.critic.parameters())
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw obs (B, obs_dim) -> (action mean (B, act_dim), value (B,))."""
+    def forward(self, obs: torch.Tensor, critic_obs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw obs (B, obs_dim) -> (action mean (B, act_dim), value (B,)). critic_obs (B, critic_obs_dim): the
+        critic's input, required with an asymmetric critic; otherwise the critic reads obs."""
         x = self.normalizer(obs)
-        return self.actor(x), self.critic(x).squeeze(-1)
+        if not self.asymmetric:
+            return self.actor(x), self.critic(x).squeeze(-1)
+        return self.actor(x), self.value(self._check_critic_obs(critic_obs))
 
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        """V(x): (B,)."""
-        return self.critic(self.normalizer(obs)).squeeze(-1)
+    def value(self, critic_obs: torch.Tensor) -> torch.Tensor:
+        """V: (B,) from the critic's input (B, critic_obs_dim): the observation, or the privileged vector of an
+        asymmetric critic."""
+        if not self.asymmetric:
+            return self.critic(self.normalizer(critic_obs)).squeeze(-1)
+        return self.critic(self.critic_normalizer(critic_obs)).squeeze(-1)
+
+    def update_normalizers(self, obs: torch.Tensor, critic_obs: torch.Tensor) -> None:
+        """Merge a rollout's observations (..., obs_dim) and critic inputs (..., critic_obs_dim)."""
+        self.normalizer.update(obs)
+        if self.asymmetric:
+            self.critic_normalizer.update(critic_obs)
+
+    def _check_critic_obs(self, critic_obs: torch.Tensor | None) -> torch.Tensor:
+        if critic_obs is None:
+            raise ValueError("this policy has an asymmetric critic: pass critic_obs (the privileged inputs)")
+        return critic_obs
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def act(self, obs: torch.Tensor, critic_obs: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample u ~ pi(. | x). Returns (actions, log_probs (B,), values (B,), means (B, act_dim))."""
-        mean, value = self(obs)
+        mean, value = self(obs, critic_obs)
         actions = mean + torch.exp(self.log_std) * torch.randn_like(mean)
         return actions, gaussian_log_prob(actions, mean, self.log_std), value, mean
 
-    def evaluate(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    @torch.no_grad()
+    def sample_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        """u ~ pi(. | x) from the actor alone (no critic input needed): (B, act_dim) in the normalised space."""
+        mean = self.actor(self.normalizer(obs))
+        return mean + torch.exp(self.log_std) * torch.randn_like(mean)
+
+    def evaluate(self, obs: torch.Tensor, actions: torch.Tensor, critic_obs: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, ...]:
         """For the update: (log_probs (B,), entropy (B,), values (B,), means (B, act_dim))."""
-        mean, value = self(obs)
+        mean, value = self(obs, critic_obs)
         entropy = gaussian_entropy(self.log_std).expand(mean.shape[0])
         return gaussian_log_prob(actions, mean, self.log_std), entropy, value, mean
 

@@ -20,10 +20,12 @@ import pytest
 
 import envs
 from envs.batched import FETCH_TASKS, BatchedFetchVecEnv, FetchTask
+from envs.randomization import SPECS_DIR, Distribution, ParameterSpec, RandomizationSpec
 
 OBS_ATOL = 1e-5
 STEP_ATOL = 1e-9
 STEPS = 110  # two full 50-step episodes (with their autoresets) and ten more steps
+SIM2REAL = SPECS_DIR / "sim2real.toml"  # wide ranges of every parameter
 
 
 def lockstep(task, randomization="none", profile=None, num_envs=2, seed=0, steps=STEPS, actions_seed=0):
@@ -42,11 +44,20 @@ def lockstep(task, randomization="none", profile=None, num_envs=2, seed=0, steps
         reference.close()
 
 
+def assert_same_privileged(b_info, r_info):
+    """clean_obs to OBS_ATOL, privileged_params exactly, with the same masks and dtypes."""
+    for key, atol in (("clean_obs", OBS_ATOL), ("privileged_params", 0.0)):
+        assert b_info[key].dtype == r_info[key].dtype == np.float32
+        np.testing.assert_array_equal(b_info[f"_{key}"], r_info[f"_{key}"])
+        np.testing.assert_allclose(b_info[key], r_info[key], rtol=0, atol=atol, err_msg=key)
+
+
 def assert_same_step(b, r, dense):
     b_obs, b_rew, b_term, b_trunc, b_info = b
     r_obs, r_rew, r_term, r_trunc, r_info = r
     assert b_obs.dtype == np.float32 and b_obs.shape == r_obs.shape
     np.testing.assert_allclose(b_obs, r_obs, rtol=0, atol=OBS_ATOL)
+    assert_same_privileged(b_info, r_info)
     if dense:
         np.testing.assert_allclose(b_rew, r_rew, rtol=0, atol=OBS_ATOL)
     else:
@@ -65,6 +76,7 @@ def assert_same_step(b, r, dense):
             np.stack(b_info["final_obs"][done]), np.stack(r_info["final_obs"][done]), rtol=0, atol=OBS_ATOL
         )
         np.testing.assert_array_equal(b_info["final_info"]["is_success"], r_info["final_info"]["is_success"])
+        assert_same_privileged(b_info["final_info"], r_info["final_info"])
 
 
 @pytest.mark.parametrize("task", FETCH_TASKS)
@@ -81,13 +93,24 @@ def test_matches_reference_through_resets(task):
     assert resets == 4  # both envs, twice
 
 
-@pytest.mark.parametrize("task", ["FetchPush-v4", "FetchPickAndPlace-v4"])
-def test_matches_reference_with_randomization_noise_and_latency(task):
-    """Default spec + the laggy_noisy profile: per-episode dynamics, observation noise and bias, action noise,
-    two steps of latency. The same seeds draw the same values and the same noise on both backends."""
-    steps = lockstep(task, randomization="default", profile="laggy_noisy", steps=60)
+@pytest.mark.parametrize(
+    "task, randomization, profile",
+    [
+        ("FetchPush-v4", "default", "laggy_noisy"),
+        ("FetchPickAndPlace-v4", "default", "laggy_noisy"),
+        ("FetchPush-v4", SIM2REAL, None),
+        ("FetchPickAndPlace-v4", SIM2REAL, "latency_3"),
+    ],
+)
+def test_matches_reference_with_randomization_noise_and_latency(task, randomization, profile):
+    """Every parameter: per-episode dynamics (object size and table height moving the object's start, control
+    period, gravity), per-step timestep jitter and object pushes, observation noise (absolute and relative to
+    the running std) and bias, action noise, latency up to three steps. The same seeds draw the same values,
+    the same noise and the same perturbations on both backends; clean_obs and privileged_params agree."""
+    steps = lockstep(task, randomization=randomization, profile=profile, steps=60)
     (b_obs, b_info), (r_obs, r_info) = next(steps)
     np.testing.assert_array_equal(b_obs, r_obs)
+    assert_same_privileged(b_info, r_info)
     assert set(b_info["randomization"]) == set(r_info["randomization"])
     for name, values in r_info["randomization"].items():
         np.testing.assert_array_equal(b_info["randomization"][name], values, err_msg=name)
@@ -96,6 +119,67 @@ def test_matches_reference_with_randomization_noise_and_latency(task):
         if "randomization" in r[4]:
             for name, values in r[4]["randomization"].items():
                 np.testing.assert_array_equal(b[4]["randomization"][name], values, err_msg=name)
+
+
+def test_models_match_reference_after_reset():
+    """Each environment's model (every field a parameter changes) equals its reference twin's, exactly."""
+    batched = envs.make_vec("FetchPickAndPlace-v4", 3, 9, SIM2REAL, backend="batched")
+    reference = envs.make_vec("FetchPickAndPlace-v4", 3, 9, SIM2REAL, backend="sync")
+    fields = ("body_mass", "body_inertia", "body_pos", "dof_damping", "geom_friction", "geom_size", "geom_rbound",
+              "geom_aabb", "bvh_aabb", "actuator_gainprm", "actuator_biasprm")
+    for seed in (9, None):  # a seeded reset, then the next episodes
+        _, b_info = batched.reset(seed=seed)
+        _, r_info = reference.reset(seed=seed)
+        assert_same_privileged(b_info, r_info)
+        for i, env in enumerate(reference.envs):
+            model, twin = env.unwrapped.model, batched.engine.models[i]
+            for field in fields:
+                np.testing.assert_array_equal(getattr(twin, field), getattr(model, field), err_msg=field)
+            assert twin.opt.timestep == model.opt.timestep
+            np.testing.assert_array_equal(twin.opt.gravity, model.opt.gravity)
+            assert batched.engine.dt[i] == env.unwrapped.dt
+        # The object starts at the same height (resting on the moved table), with the same time.
+        np.testing.assert_array_equal(
+            batched.engine.qpos, np.array([env.unwrapped.data.qpos for env in reference.envs])
+        )
+    batched.close()
+    reference.close()
+
+
+def test_set_env_spec_sequence_matches_reference():
+    """Equal seeds and equal set_env_spec calls (as ADR makes them, at different times per env): equal values
+    and equal episodes on both backends."""
+    spec = envs.load_spec("default")
+
+    def pinned(names, end):
+        """spec with `names` fixed at the low (end 0) or high (end 1) end of their ranges."""
+        return RandomizationSpec(
+            tuple(
+                ParameterSpec(p.name, Distribution.FIXED, p.mode, value=p.range()[end]) if p.name in names else p
+                for p in spec.parameters
+            ),
+            "pinned",
+        )
+
+    calls = {10: (0, pinned({"object_mass", "control_period"}, 0)), 30: (1, pinned({"object_push"}, 1))}
+    batched = envs.make_vec("FetchPush-v4", 2, 0, spec, backend="batched")
+    reference = envs.make_vec("FetchPush-v4", 2, 0, spec, backend="sync")
+    np.testing.assert_array_equal(batched.reset(seed=0)[0], reference.reset(seed=0)[0])
+    rng = np.random.default_rng(0)
+    for t in range(STEPS):
+        if t in calls:
+            for vec in (batched, reference):
+                envs.set_env_spec(vec, *calls[t])
+        action = rng.uniform(-1, 1, (2, 4)).astype(np.float32)
+        b, r = batched.step(action), reference.step(action)
+        assert_same_step(b, r, dense=False)
+        if t == 49:  # the episodes after the calls: env 0 pinned low, env 1 pushed at full speed
+            values = r[4]["randomization"]
+            assert values["object_mass"][0] == 0.7 and values["object_push"][1] == 0.05
+            for name in values:
+                np.testing.assert_array_equal(b[4]["randomization"][name], values[name], err_msg=name)
+    batched.close()
+    reference.close()
 
 
 @pytest.mark.parametrize("task", ["FetchReach-v4", "FetchSlide-v4", "FetchPickAndPlace-v4"])

@@ -2,6 +2,7 @@
 
 import mujoco
 import numpy as np
+import pytest
 from spec_files import spec_file
 
 import envs
@@ -63,9 +64,11 @@ def test_reproducible_from_seed_and_models_shared_without_dynamics():
         vec.close()
 
 
-def test_latency_executes_the_action_from_two_steps_earlier(tmp_path):
-    """Latency 2 with actions a0, a1, ... moves the robot exactly as no latency with 0, 0, a0, a1, ..."""
-    delayed = envs.make_vec("FetchPickAndPlace-v4", 2, 0, spec_file(tmp_path, action_latency=2), backend="batched")
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_latency_executes_the_action_from_k_steps_earlier(tmp_path, k):
+    """Latency k with actions a0, a1, ... moves the robot exactly as no latency with k zeros, then a0, a1, ..."""
+    spec = spec_file(tmp_path, action_latency=k)
+    delayed = envs.make_vec("FetchPickAndPlace-v4", 2, 0, spec, backend="batched")
     plain = envs.make_vec("FetchPickAndPlace-v4", 2, 0, "none", backend="batched")
     delayed.reset(seed=0)
     plain.reset(seed=0)
@@ -74,7 +77,7 @@ def test_latency_executes_the_action_from_two_steps_earlier(tmp_path):
     neutral = np.zeros((2, 4), dtype=np.float32)
     for t in range(12):
         obs_delayed, *_ = delayed.step(chosen[t])
-        obs_plain, *_ = plain.step(chosen[t - 2] if t >= 2 else neutral)
+        obs_plain, *_ = plain.step(chosen[t - k] if t >= k else neutral)
         np.testing.assert_array_equal(obs_delayed, obs_plain)
 
 

@@ -1,5 +1,6 @@
 import gymnasium as gym
 import numpy as np
+import pytest
 from spec_files import spec_file
 
 import envs
@@ -25,18 +26,19 @@ def instrumented(task, spec):
     return DomainRandomization(flat, envs.load_spec(spec), flat.layout), recorder
 
 
-def test_latency_executes_action_from_two_steps_earlier(tmp_path):
-    env, recorder = instrumented("FetchPush-v4", spec_file(tmp_path, action_latency=2))
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_latency_executes_action_from_k_steps_earlier(tmp_path, k):
+    env, recorder = instrumented("FetchPush-v4", spec_file(tmp_path, action_latency=k))
     _, info = env.reset(seed=0)
-    assert info["randomization"] == {"action_latency": 2.0}
+    assert info["randomization"] == {"action_latency": float(k)}
     rng = np.random.default_rng(0)
     chosen = [rng.uniform(-1, 1, 4).astype(np.float32) for _ in range(10)]
     for action in chosen:
         env.step(action)
-    np.testing.assert_array_equal(recorder.executed[0], np.zeros(4))  # neutral midpoint before any action
-    np.testing.assert_array_equal(recorder.executed[1], np.zeros(4))
-    for t in range(2, 10):
-        np.testing.assert_array_equal(recorder.executed[t], chosen[t - 2])
+    for t in range(k):  # neutral midpoint before the first action arrives
+        np.testing.assert_array_equal(recorder.executed[t], np.zeros(4))
+    for t in range(k, 10):
+        np.testing.assert_array_equal(recorder.executed[t], chosen[t - k])
     # A new episode starts from a neutral queue again.
     recorder.executed.clear()
     env.reset()

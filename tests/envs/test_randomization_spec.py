@@ -5,9 +5,12 @@ import pytest
 
 from envs.randomization import (
     PARAMETERS,
+    SPECS_DIR,
     Kind,
     Mode,
     RandomizationSpec,
+    allowed_modes,
+    check_pairs,
     list_profiles,
     load_profile,
     load_spec,
@@ -59,6 +62,22 @@ def write(tmp_path, text, name="spec.toml"):
             ["object_mass", "absolute"],
         ),
         ('[object_mass]\ndistribution = "fixed"\nvalue = \n', ["invalid TOML", "line 3"]),
+        (
+            '[object_push_probability]\ndistribution = "uniform"\nlow = 0\nhigh = 1.5\n',
+            ["object_push_probability", "high = 1.5 > 1", "high <= 1"],
+        ),
+        (
+            '[object_push_probability]\ndistribution = "fixed"\nvalue = 2\n',
+            ["object_push_probability", "probability", "value <= 1"],
+        ),
+        (
+            '[object_size]\ndistribution = "fixed"\nvalue = 0.03\nmode = "absolute"\n',
+            ["object_size", 'mode = "scaled"'],
+        ),
+        (
+            '[gravity_perturbation]\ndistribution = "fixed"\nvalue = 0.1\nmode = "scaled"\n',
+            ["gravity_perturbation", "perturbation parameter", "absolute"],
+        ),
     ],
 )
 def test_validation_errors_name_parameter_and_fix(tmp_path, text, expected):
@@ -148,3 +167,65 @@ def test_profiles_load_and_merge(tmp_path):
     user = write(tmp_path, '[table_friction]\ndistribution = "fixed"\nvalue = 0.3\n', "my_robot.toml")
     assert load_profile(user)["table_friction"].value == 0.3
     assert parse_spec_file(user).source == str(user)
+
+
+def test_every_parameter_has_a_default_range_and_samples_in_it_reproducibly():
+    """Fails for a parameter added to PARAMETERS without a range in default.toml, nominal.toml and sim2real.toml,
+    or whose draws leave their range."""
+    spec = load_spec("default")
+    sim2real = load_spec(SPECS_DIR / "sim2real.toml")
+    nominal = load_profile("nominal")
+    for name in PARAMETERS:
+        assert name in spec and name in sim2real and name in nominal, name
+        single = RandomizationSpec((spec[name],), "one")
+        draws = [single.sample(np.random.default_rng(seed))[name] for seed in range(300)]
+        again = [single.sample(np.random.default_rng(seed))[name] for seed in range(300)]
+        assert draws == again, name
+        lo, hi = spec[name].range()
+        assert lo <= min(draws) and max(draws) <= hi, name
+        if lo < hi:
+            assert len(set(draws)) > 1, name
+        assert spec[name].mode in allowed_modes(name), name
+
+
+def test_new_parameter_modes_and_limits(tmp_path):
+    spec = load_spec("default")
+    assert spec["object_damping"].mode is Mode.ABSOLUTE  # nominal damping may be 0
+    assert spec["object_size"].mode is Mode.SCALED and spec["link_mass"].mode is Mode.SCALED
+    for name in ("gravity_perturbation", "timestep_jitter", "object_push", "object_push_probability"):
+        assert spec[name].kind is Kind.PERTURBATION and spec[name].mode is Mode.ABSOLUTE
+    assert load_profile("nominal")["object_damping"].mode is Mode.SCALED
+    # A normal draw of a probability is clipped to [0, 1].
+    path = write(tmp_path, '[object_push_probability]\ndistribution = "normal"\nmean = 0.9\nstd = 1.0\n')
+    p = load_spec(path)["object_push_probability"]
+    assert p.range() == (0.0, 1.0)
+    draws = [p.sample(np.random.default_rng(i)) for i in range(200)]
+    assert min(draws) >= 0.0 and max(draws) == 1.0
+
+
+def test_push_needs_its_probability(tmp_path):
+    alone = load_spec(write(tmp_path, '[object_push]\ndistribution = "fixed"\nvalue = 0.1\n'))
+    with pytest.raises(ValueError, match=r"has \[object_push\] but not \[object_push_probability\].*Fix: add"):
+        check_pairs(alone)
+    check_pairs(load_spec("default"))
+
+
+def test_shipped_profiles_and_sim2real_coverage():
+    assert {
+        "nominal", "heavy_slippery", "laggy_noisy", "object_heavy", "object_light", "friction_low",
+        "friction_high", "latency_2", "latency_3", "sensor_noise_x2",
+    } <= set(list_profiles())
+    assert load_profile("object_heavy")["object_mass"].value == 2.0
+    assert load_profile("object_light")["object_mass"].value == 0.5
+    assert load_profile("sensor_noise_x2")["observation_noise"].value == 2 * load_spec("default").ranges()[
+        "observation_noise"
+    ][1]
+    # sim2real covers the new profiles' values, except the documented out-of-distribution sensor bias.
+    sim2real = load_spec(SPECS_DIR / "sim2real.toml").ranges()
+    not_covered = {("sensor_noise_x2", "observation_bias")}
+    for name in ("object_heavy", "object_light", "friction_low", "friction_high", "latency_2", "latency_3",
+                 "sensor_noise_x2"):
+        for param in load_profile(name).parameters:
+            lo, hi = sim2real[param.name]
+            covered = lo <= param.value <= hi
+            assert covered != ((name, param.name) in not_covered), (name, param.name)

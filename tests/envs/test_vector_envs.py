@@ -39,6 +39,11 @@ def test_make_vec_same_step_final_obs(backend):
         final_obs = info["final_obs"]
         assert final_obs.shape == (2,) and final_obs[0].shape == (31,) and final_obs[0].dtype == np.float32
         assert "is_success" in info["final_info"]
+        # Privileged information on every backend: the ended episode's in final_info, the new one's at top level.
+        p = len(envs.privileged_names(vec))
+        assert info["final_info"]["clean_obs"].shape == info["clean_obs"].shape == (2, 31)
+        assert info["final_info"]["privileged_params"].shape == info["privileged_params"].shape == (2, p)
+        assert p > 0 and info["_privileged_params"].all() and info["final_info"]["_privileged_params"].all()
         # The returned obs is already the next episode's reset obs, with freshly sampled values.
         assert not np.array_equal(final_obs[0], obs[0])
         assert "randomization" in info and info["_randomization"].all()

@@ -8,6 +8,7 @@ import pytest
 from policy_fixtures import make_metadata
 
 from policies_export import FORMAT_VERSION, PolicyFileError, PolicyMetadata
+from policies_export.metadata import History
 
 
 def _doc(**changes: object) -> dict:
@@ -114,3 +115,38 @@ def test_construction_checks_too() -> None:
         make_metadata(control_rate_hz=0.0)
     with pytest.raises(PolicyFileError, match="parity_max_abs_diff must be a finite number >= 0"):
         make_metadata(parity_max_abs_diff=-1.0)
+
+
+# ---------------------------------------------------------------- history (optional, added in format 1)
+
+
+def test_history_round_trips_and_sets_the_input_size() -> None:
+    meta = make_metadata(history={"observations": 3, "actions": 2})
+    assert meta.history == History(observations=3, actions=2)
+    assert (meta.obs_dim, meta.input_dim) == (5, 3 * 5 + 2 * 2)
+    assert json.loads(meta.to_json())["history"] == {"observations": 3, "actions": 2}
+    assert PolicyMetadata.from_json(meta.to_json()) == meta
+    assert "last 3 observations + last 2 actions = 3 x 5 + 2 x 2 = 19 input values" in meta.describe()
+
+
+def test_a_document_without_history_has_none_and_is_written_as_before() -> None:
+    doc = _doc()
+    assert "history" not in doc  # a policy without history writes what robopg wrote before history existed
+    meta = PolicyMetadata.from_json(json.dumps(doc))
+    assert meta.history == History() and not meta.history.stacked and meta.input_dim == meta.obs_dim
+    assert "history           none" in meta.describe()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"observations": 0, "actions": 0}, "history.observations must be >= 1"),
+        ({"observations": 2, "actions": -1}, "history.actions must be >= 0"),
+        ({"observations": 2.0}, "'history.observations' must be an integer"),
+        ({"observations": 2, "rewards": 1}, r"unknown key\(s\) \['rewards'\]"),
+        (3, "'history' must be a JSON object"),
+    ],
+)
+def test_bad_history_is_named(value: object, expected: str) -> None:
+    with pytest.raises(PolicyFileError, match=expected):
+        PolicyMetadata.from_json(json.dumps(_doc(history=value)), source="p.onnx")

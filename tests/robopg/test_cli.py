@@ -37,7 +37,9 @@ def test_train_export_evaluate_resume(tmp_path):
     assert 0.0 <= result["success_rate"] <= 1.0
     assert result["mean_return"] < 0  # dense reach reward is minus the distance
     assert 0 < result["latency_p50_us"] <= result["latency_p99_us"]
-    assert result["fallbacks"] == 0
+    # A 64-step normaliser has seen a narrow range; the profile's sensor noise may leave it. Whatever the safety
+    # layer replaced must be such a range fallback, counted by kind.
+    assert result["fallbacks"] == result["interventions"].get("obs_out_of_range", 0)
 
 
 def test_evaluate_reports_bad_files_and_mismatched_tasks_clearly(tmp_path):

@@ -1,0 +1,143 @@
+"""Training for transfer through real runs: the asymmetric critic's privileged inputs, automatic domain
+randomisation inside the trainer, and the randomisation histograms in TensorBoard."""
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import envs
+from policies_export import Controller
+from robopg.config import AdrConfig, EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
+from robopg.export import export_policy, load_trained_policy, to_onnx_bytes
+from robopg.logger import read_metrics
+from robopg.trainer import Trainer
+
+PUSH = EnvConfig(task="FetchPush-v4", num_envs=4, randomization="default", reward="shaped")
+SMALL = dict(
+    policy=PolicyConfig(hidden_sizes=(32, 32)),
+    ppo=PPOConfig(rollout_steps=50, epochs=2, minibatches=2),
+    run=RunConfig(total_steps=400, seed=4, checkpoint_every=1),
+)
+
+
+@pytest.fixture(scope="module")
+def asymmetric_run(tmp_path_factory) -> Path:
+    cfg = TrainConfig(env=PUSH, **{**SMALL, "policy": PolicyConfig(hidden_sizes=(32, 32), asymmetric_critic=True)})
+    run_dir = tmp_path_factory.mktemp("asymmetric")
+    Trainer(cfg, run_dir, progress=False).train()
+    return run_dir
+
+
+def test_asymmetric_critic_reads_clean_state_and_true_parameters(asymmetric_run):
+    policy, state = load_trained_policy(asymmetric_run)
+    privileged = state["task"]["privileged"]
+    obs_dim = envs.describe_task("FetchPush-v4").layout.dim
+    # Every parameter of the default spec that FetchPush has a target for (gripper_gain is PickAndPlace's only).
+    assert "object_mass" in privileged and "action_latency" in privileged and "gripper_gain" not in privileged
+    assert policy.actor[0].in_features == obs_dim
+    assert policy.critic[0].in_features == obs_dim + len(privileged)
+    # The critic's normaliser has seen the privileged inputs: object_mass's column varies around 1.
+    column = obs_dim + privileged.index("object_mass")
+    assert 0.85 < float(policy.critic_normalizer.mean[column]) < 1.15
+    assert float(policy.critic_normalizer.var[column]) > 1e-3
+
+
+def test_privileged_inputs_never_reach_the_exported_graph(asymmetric_run, tmp_path):
+    policy, state = load_trained_policy(asymmetric_run)
+    critic_dim = policy.critic_obs_dim
+    graph = onnx.load_from_string(to_onnx_bytes(policy)).graph
+    (graph_input,) = graph.input
+    assert [d.dim_value for d in graph_input.type.tensor_type.shape.dim][1] == policy.obs_dim
+    for init in graph.initializer:
+        assert critic_dim not in init.dims, f"{init.name} {list(init.dims)} has the critic's input width"
+    # Changing everything the critic owns leaves the exported graph byte-identical.
+    with torch.no_grad():
+        for p in policy.critic.parameters():
+            p.add_(torch.randn_like(p))
+        policy.critic_normalizer.mean.add_(5.0)
+    assert onnx.load_from_string(to_onnx_bytes(policy)).graph.SerializeToString() == graph.SerializeToString()
+    # The exported file runs on what the robot senses alone.
+    out = tmp_path / "actor.onnx"
+    export_policy(asymmetric_run, out)
+    controller = Controller.load(out)
+    obs, _ = envs.make_env("FetchPush-v4", seed=0).reset(seed=0)
+    expected = policy.deterministic_action(torch.from_numpy(obs[None])).detach().numpy()[0]
+    np.testing.assert_allclose(controller.act(obs), expected, atol=1e-5)
+
+
+def test_randomisation_values_are_tensorboard_histograms(asymmetric_run):
+    events = EventAccumulator(str(asymmetric_run / "tb"), size_guidance={"histograms": 0})
+    events.Reload()
+    tags = events.Tags()["histograms"]
+    assert "randomization/object_mass" in tags and "randomization/action_latency" in tags
+    first = events.Histograms("randomization/object_mass")[0].histogram_value
+    assert first.num == 4 * 2  # 4 envs at the first reset + 4 resets after their 50-step episodes
+    assert 0.7 <= first.min <= first.max <= 1.3  # default.toml's range
+    assert first.max > first.min
+
+
+def test_adr_run_starts_at_nominal_logs_ranges_and_resumes(tmp_path):
+    adr = AdrConfig(enabled=True, boundary_probability=0.5, buffer_size=2, success_high=0.5, success_low=0.0)
+    cfg = TrainConfig(env=PUSH, adr=adr, **SMALL)
+    run_dir = tmp_path / "adr"
+    trainer = Trainer(cfg, run_dir, progress=False)
+    trainer.train()
+    rows = read_metrics(run_dir)
+    assert {"adr_object_mass_low", "adr_object_mass_high", "adr_coverage"} <= set(rows[0])
+    # Until a boundary moves, every range is its nominal point, so every env trained at nominal mass.
+    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"histograms": 0})
+    events.Reload()
+    first = events.Histograms("randomization/object_mass")[0].histogram_value
+    assert first.min == first.max == 1.0
+    state = torch.load(run_dir / "final.pt", weights_only=False)
+    assert state["adr"]["low"] == trainer.adr.low and state["adr"]["high"] == trainer.adr.high
+    # Resume restores the ADR state, not a fresh one.
+    resumed = Trainer.resume(run_dir, overrides={"run": {"total_steps": 600}}, progress=False)
+    assert resumed.adr.state_dict() == trainer.adr.state_dict()
+    resumed.train()
+    assert len(read_metrics(run_dir)) == len(rows) + 1
+
+
+def test_adr_needs_a_spec_and_a_synchronous_algorithm():
+    with pytest.raises(ValueError, match="--randomization default"):
+        TrainConfig(env=EnvConfig(randomization="none"), adr=AdrConfig(enabled=True))
+    with pytest.raises(ValueError, match="asymmetric_critic needs separate"):
+        PolicyConfig(asymmetric_critic=True, shared_trunk=True)
+
+
+def test_transfer_options_through_the_cli(tmp_path):
+    """robopg train with shaped rewards, the sim2real spec, an asymmetric critic and ADR; export; evaluate the
+    file under a reality profile."""
+    import json
+    import subprocess
+    import sys
+
+    def robopg(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "robopg", *args], capture_output=True, text=True, timeout=300)
+
+    run, policy = tmp_path / "run", tmp_path / "policy.onnx"
+    spec = Path(envs.randomization.SPECS_DIR) / "sim2real.toml"
+    done = robopg("train", "--task", "FetchPush-v4", "--reward", "shaped", "--randomization", str(spec),
+                  "--asymmetric-critic", "--adr", "--adr-buffer-size", "4", "--num-envs", "2", "--rollout-steps", "50",
+                  "--epochs", "1", "--total-steps", "200", "--seed", "2", "--no-progress", "--out", str(run))
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["adr"]["enabled"] and saved["adr"]["buffer_size"] == 4
+    assert saved["policy"]["asymmetric_critic"] and saved["env"]["reward"] == "shaped"
+    assert robopg("export", str(run), "--out", str(policy)).returncode == 0
+    evaluated = robopg("evaluate", str(policy), "--task", "FetchPush-v4", "--profile", "latency_3", "--episodes", "2",
+                       "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["profile"] == "latency_3"
+
+
+def test_adr_manages_only_what_the_task_can_vary():
+    cfg = TrainConfig(env=EnvConfig(task="FetchReachDense-v4", num_envs=2, randomization="default"),
+                      adr=AdrConfig(enabled=True), **SMALL)
+    managed = set(Trainer(cfg, "unused", progress=False).adr.limit)
+    assert "joint_damping" in managed and "action_latency" in managed
+    assert not {"object_mass", "object_friction", "gripper_gain"} & managed  # FetchReach has no object
