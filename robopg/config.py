@@ -106,7 +106,7 @@ class EnvConfig:
     backend: Backend = option(Backend.AUTO, "Vector backend: auto (batched for the Fetch tasks, sync otherwise), "
                               "batched (Fetch tasks in MuJoCo's thread pool), sync (in-process) or subprocess.")
     reward: Reward = option(Reward.TASK, "task (the task's own sparse/Dense reward) or shaped (Fetch object tasks: "
-                            "reach_scale * -|gripper-object| + goal_scale * -|object-goal| + success_scale * success).")
+                            "reach_scale * -|gripper - reach target| + goal_scale * -|object - goal| + success_scale * success).")
     reach_scale: float = option(1.0, "Shaped reward: weight of the reach term -|gripper - reach target| (metres).")
     reach_offset: float = option(0.0, "Shaped reward: the reach target lies this many metres behind the object, away "
                                  "from the goal (where a push starts; 0.05 suits FetchPush); 0 = the object itself.")
