@@ -126,13 +126,15 @@ def adr_ranges(run_dir: Path) -> dict[str, list[float]]:
         "coverage": [float(last["adr_coverage"])]}
 
 
-def training_success(run_dir: Path) -> float:
+def training_summary(run_dir: Path) -> dict[str, float]:
+    """Success over the last 10 iterations and the minutes spent collecting and updating (from metrics.csv)."""
     import csv
 
     with (run_dir / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     tail = [float(r["success_rate"]) for r in rows[-10:] if r["success_rate"] not in ("", "nan")]
-    return float(np.mean(tail)) if tail else float("nan")
+    seconds = sum(float(r["collect_seconds"]) + float(r["update_seconds"]) for r in rows)
+    return {"success": float(np.mean(tail)) if tail else float("nan"), "minutes": seconds / 60}
 
 
 def main() -> None:
@@ -150,7 +152,6 @@ def main() -> None:
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     variants = [v for v in VARIANTS if v.key in args.variants]
-    started = time.perf_counter()
 
     jobs = [(task, v) for task in args.tasks for v in variants]
     steps = {task: args.steps or TASKS[task].steps for task in args.tasks}
@@ -170,13 +171,12 @@ def main() -> None:
                      "fallbacks": result["fallbacks"], "episodes": result["episodes"],
                      "run_dir": str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir)})
     report = {
-        "command": "python scripts/transfer_report.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python scripts/transfer_report.py", *sys.argv[1:]]),
         "steps": steps, "seed": args.seed, "task_flags": {t: " ".join(TASKS[t].flags) for t in args.tasks},
         "train_tasks": {t: TASKS[t].train_task for t in args.tasks}, "episodes": args.episodes, "eval_seed": 10_000 + args.seed,
         "spec": str(SPEC.relative_to(ROOT)), "common_flags": " ".join(COMMON),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "wall_minutes": (time.perf_counter() - started) / 60,
-        "training_success": {f"{t}/{v.key}": training_success(policies[(t, v)].parent) for t, v in jobs},
+        "training": {f"{t}/{v.key}": training_summary(policies[(t, v)].parent) for t, v in jobs},
         "adr_ranges": {t: adr_ranges(policies[(t, v)].parent) for t, v in jobs if v.key == "adr"},
         "rows": rows,
     }
@@ -187,33 +187,44 @@ def main() -> None:
     print((args.docs / "transfer_report.md").read_text())
 
 
-def success_table(report: dict, task: str, variants: list[Variant], profiles: list[str]) -> dict[str, dict[str, float]]:
+def success_table(report: dict, task: str, variants: list[Variant], profiles: list[str],
+                  column: str = "success_rate") -> dict[str, dict[str, float]]:
     table: dict[str, dict[str, float]] = {v.key: {} for v in variants}
     for row in report["rows"]:
         if row["task"] == task:
-            table[row["variant"]][row["profile"]] = row["success_rate"]
+            table[row["variant"]][row["profile"]] = row[column]
     return table
+
+
+def cell(success: float, fallbacks: int) -> str:
+    return f"{success:.2f}" + (f" [{fallbacks}]" if fallbacks else "")
 
 
 def markdown(report: dict, tasks: list[str], variants: list[Variant], profiles: list[str]) -> str:
     lines = [
         "# Sim-to-real transfer report", "",
-        f"Command: `{report['command']}` ({report['wall_minutes']:.0f} min on {report['machine']}).", "",
+        f"Command: `{report['command']}` on {report['machine']}; training took "
+        f"{sum(t['minutes'] for t in report['training'].values()):.0f} min of collection and updates in all"
+        " (two runs at a time).", "",
         f"Each policy: PPO, seed {report['seed']}, flags `{report['common_flags']}` plus the task's own (below);"
         f" randomised variants use `{report['spec']}`. Each cell is the success rate of the exported ONNX file run by"
         f" the controller runtime (`robopg evaluate`, deterministic actions) over {report['episodes']} episodes"
-        f" (evaluation seed {report['eval_seed']}) under the reality profile of the column (`envs/profiles/`).", "",
+        f" (evaluation seed {report['eval_seed']}) under the reality profile of the column (`envs/profiles/`);"
+        " [n] counts the ticks (of 50 x 50) where the runtime's safety layer sent its safe action instead, almost all"
+        " for observations outside the range the policy's normaliser saw in training.", "",
     ]
     for task in tasks:
         table = success_table(report, task, variants, profiles)
+        fallbacks = success_table(report, task, variants, profiles, "fallbacks")
         lines += [f"## {task}", "",
                   f"Trained on `{report['train_tasks'][task]}` for {report['steps'][task]:,} steps with "
-                  f"`{report['task_flags'][task]}`.", "", "| variant | " + " | ".join(profiles) + " | training success |",
-                  "|---|" + "---|" * (len(profiles) + 1)]
+                  f"`{report['task_flags'][task]}`.", "",
+                  "| variant | " + " | ".join(profiles) + " | training success | training min |",
+                  "|---|" + "---|" * (len(profiles) + 2)]
         for v in variants:
-            cells = [f"{table[v.key].get(p, float('nan')):.2f}" for p in profiles]
-            train = report["training_success"].get(f"{task}/{v.key}", float("nan"))
-            lines.append(f"| {v.label} | " + " | ".join(cells) + f" | {train:.2f} |")
+            cells = [cell(table[v.key][p], fallbacks[v.key][p]) for p in profiles]
+            train = report["training"][f"{task}/{v.key}"]
+            lines.append(f"| {v.label} | " + " | ".join(cells) + f" | {train['success']:.2f} | {train['minutes']:.0f} |")
         lines += ["", *goal_lines(table, variants, profiles), ""]
         if task in report["adr_ranges"]:
             ranges = report["adr_ranges"][task]
@@ -262,8 +273,9 @@ def plot(report: dict, tasks: list[str], variants: list[Variant], profiles: list
         ax.set_ylabel("success rate")
         ax.set_title(f"{task}: PPO, {report['steps'][task]:,} steps, seed {report['seed']}, "
                      f"{report['episodes']} episodes per profile")
-    axes[0, 0].legend(loc="upper right", fontsize=8, ncol=2)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(variants), fontsize=9)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=110)
 
 
