@@ -347,19 +347,24 @@ def parse_spec_file(path: str | Path) -> RandomizationSpec:
 
 
 def load_spec(name_or_path: str | Path | RandomizationSpec) -> RandomizationSpec:
-    """'none' -> empty spec, 'default' -> envs/specs/default.toml, otherwise a TOML file path."""
+    """'none' -> empty spec; a shipped spec's name ('default', 'sim2real': envs/specs/NAME.toml); else a TOML path."""
     if isinstance(name_or_path, RandomizationSpec):
         return name_or_path
     if name_or_path == "none":
         return RandomizationSpec()
-    if name_or_path == "default":
-        return parse_spec_file(SPECS_DIR / "default.toml")
+    if str(name_or_path) in list_specs():
+        return parse_spec_file(SPECS_DIR / f"{name_or_path}.toml")
     if not Path(name_or_path).is_file():
         raise ValueError(
-            f"randomization spec '{name_or_path}' is not 'none', 'default' or an existing file. "
-            f"Fix: pass one of those (cwd is {Path.cwd()})"
+            f"randomization spec '{name_or_path}' is not 'none', a shipped spec ({', '.join(list_specs())}) or an "
+            f"existing file. Fix: pass one of those (cwd is {Path.cwd()})"
         )
     return parse_spec_file(name_or_path)
+
+
+def list_specs() -> list[str]:
+    """Names of the randomisation specs shipped in envs/specs/."""
+    return sorted(p.stem for p in SPECS_DIR.glob("*.toml"))
 
 
 def list_profiles() -> list[str]:

@@ -1,4 +1,4 @@
-"""Shaped rewards for the Fetch object tasks: named, unscaled terms times scales from config, each logged.
+"""Shaped and staged rewards for the Fetch object tasks: named, unscaled terms times scales from config, each logged.
 
 The Fetch tasks come with a sparse reward (-1 until the object is within the goal threshold) and a "Dense" one
 (-distance(object, goal)); neither tells the agent to go to the object first, which is most of the work in
@@ -11,6 +11,19 @@ FetchPush and FetchPickAndPlace. `ShapedReward` replaces the task's reward with
 
 reach_offset > 0 moves the reach target behind the object, on the far side from the goal: where a gripper must
 be to push the object toward the goal (FetchPush); 0 targets the object itself (grasping, FetchPickAndPlace).
+`StagedReward` (`--reward staged`) is the bounded, staged form the manipulation presets use (after ManiSkill3's
+PushCube/PickCube and Isaac Lab's lift rewards): every term lies in [0, 1],
+
+    reach   = 1 - tanh(sharpness * |gripper - reach target|)
+    grasp   = 1 if both fingers touch the object (infos["grasped"], envs/contacts.py), else 0
+    lift    = grasp * clip((object height - its start height) / lift_height, 0, 1)
+    place   = gate * (1 - tanh(sharpness * |object - goal|))
+    success = 1 if |object - goal| < the task's distance_threshold
+
+where gate is 1, "reached" (latched for the rest of the episode once the gripper came within reached_distance of
+the reach target) or grasp. r = sum(scale * term) / sum(scales), and a success step gets the maximum, 1: so the
+return per step is in [0, 1] whatever the scales, and succeeding always pays more than any approach to it.
+
 Everything is computed from the simulator's true state (`infos["clean_obs"]`, before observation noise) where the env
 reports it, else from the observation. Each scaled term is returned per step in `infos["reward_terms"]`.
 """
@@ -18,11 +31,13 @@ reports it, else from the observation. Each scaled term is returned per step in 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from envs.contacts import GRASPED
 from envs.layout import ObservationLayout
 
 TERMS = ("reach", "goal", "success")
@@ -98,3 +113,152 @@ class ShapedReward(gym.vector.VectorWrapper):
         scaled = {name: self.scales[name] * value for name, value in terms.items()}
         infos["reward_terms"] = scaled
         return obs, sum(scaled.values()), terminated, truncated, infos
+
+
+STAGED_TERMS = ("reach", "grasp", "lift", "place", "success")
+Z = 2  # index of the height in a position
+
+
+class PlaceGate(StrEnum):
+    """What the place term waits for."""
+
+    NONE = "none"  # always counted
+    REACHED = "reached"  # the gripper has reached the reach target once this episode (latched): pushing
+    GRASPED = "grasped"  # the object is held now: picking
+
+
+@dataclass(frozen=True)
+class StagedScales:
+    """Weights of the staged terms (0 switches a term off) and their shapes; see the module docstring."""
+
+    reach: float = 1.0
+    grasp: float = 0.0
+    lift: float = 0.0
+    place: float = 1.0
+    success: float = 1.0
+    reach_offset: float = 0.0
+    """Metres behind the object (away from the goal) the reach term targets; 0: the object itself."""
+    sharpness: float = 5.0
+    """k of 1 - tanh(k d), 1/m: the term is 0.76 at 5 cm and 0.24 at 25 cm for k = 5."""
+    reached_distance: float = 0.03
+    """The reach target counts as reached within this many metres (latches the "reached" gate)."""
+    place_gate: PlaceGate = PlaceGate.NONE
+    lift_height: float = 0.05
+    """Metres above its start height at which the lift term saturates."""
+
+    def __post_init__(self) -> None:
+        weights = [getattr(self, name) for name in STAGED_TERMS]
+        if min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"staged reward scales must be >= 0 with a positive sum, got {dict(zip(STAGED_TERMS, weights, strict=True))}")
+        if self.sharpness <= 0 or self.reached_distance <= 0 or self.lift_height <= 0:
+            raise ValueError("staged reward sharpness, reached_distance and lift_height must be > 0")
+        object.__setattr__(self, "place_gate", PlaceGate(self.place_gate))
+
+    @property
+    def needs_grasp(self) -> bool:
+        return self.grasp > 0 or self.lift > 0 or self.place_gate is PlaceGate.GRASPED
+
+    def weights(self) -> dict[str, float]:
+        return {name: float(getattr(self, name)) for name in STAGED_TERMS}
+
+
+def staged_terms(obs: np.ndarray, layout: ObservationLayout, distance_threshold: float, scales: StagedScales,
+                 grasped: np.ndarray, reached: np.ndarray, start_height: np.ndarray) -> dict[str, np.ndarray]:
+    """Unscaled staged terms of flat Fetch observations obs (N, dim): name -> (N,) float64, each in [0, 1].
+
+    grasped (N,) 0/1, reached (N,) bool (the latched gate, including this step), start_height (N,) the object's
+    height at the episode's start."""
+    observation = obs[:, layout.slices["observation"]].astype(np.float64)
+    goal = obs[:, layout.slices["desired_goal"]].astype(np.float64)
+    obj = observation[:, OBJECT]
+    to_goal = np.linalg.norm(obj - goal, axis=-1)
+    grasp = np.asarray(grasped, dtype=np.float64)
+    gate = {PlaceGate.NONE: np.ones_like(grasp), PlaceGate.REACHED: reached.astype(np.float64),
+            PlaceGate.GRASPED: grasp}[scales.place_gate]
+    return {
+        "reach": 1.0 - np.tanh(scales.sharpness * reach_distance(obs, layout, scales.reach_offset)),
+        "grasp": grasp,
+        "lift": grasp * np.clip((obj[:, Z] - start_height) / scales.lift_height, 0.0, 1.0),
+        "place": gate * (1.0 - np.tanh(scales.sharpness * to_goal)),
+        "success": (to_goal < distance_threshold).astype(np.float64),
+    }
+
+
+def reach_distance(obs: np.ndarray, layout: ObservationLayout, reach_offset: float) -> np.ndarray:
+    """(N,) |gripper - reach target|, the target reach_offset metres behind the object on the goal-object line."""
+    return -reward_terms(obs, layout, 1.0, reach_offset)["reach"]
+
+
+def staged_reward(terms: dict[str, np.ndarray], scales: StagedScales) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """r = sum(scale * term) / sum(scales), 1 on success steps; returns (r (N,), name -> (N,) normalised scaled
+    term, whose sum is r except on success steps)."""
+    weights = scales.weights()
+    total = sum(weights.values())
+    scaled = {name: weights[name] * terms[name] / total for name in STAGED_TERMS}
+    reward = np.where(terms["success"] > 0, 1.0, sum(scaled.values()))
+    return reward, scaled
+
+
+class StagedReward(gym.vector.VectorWrapper):
+    """Replaces a Fetch object task's reward with the staged reward (module docstring), in [0, 1] per step.
+
+    env: vector env of flat Fetch observations (N, dim) with SAME_STEP autoreset (`envs.make_vec`); with a grasp or
+    lift term or the grasped gate it must report infos["grasped"] (FetchPickAndPlace on every backend). Keeps per
+    environment the latched "reached" gate and the object's start height, both reset with each episode.
+    At an episode end the reward is that of the true final state. Adds infos["reward_terms"] (normalised scaled
+    terms, as `staged_reward`).
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, task: str, layout: ObservationLayout, scales: StagedScales):
+        super().__init__(env)
+        if not has_object(task):
+            raise ValueError(
+                f"staged rewards need a Fetch task with an object (Push, Slide, PickAndPlace), got '{task}'. "
+                "Fix: use --reward task for this task"
+            )
+        probe = gym.make(task)
+        self.distance_threshold = float(probe.unwrapped.distance_threshold)
+        free_fingers = not bool(probe.unwrapped.block_gripper)
+        probe.close()
+        if scales.needs_grasp and not free_fingers:
+            raise ValueError(
+                f"{task} holds its fingers closed, so nothing is ever grasped; the grasp and lift terms and the "
+                "grasped gate need FetchPickAndPlace. Fix: set grasp_scale = lift_scale = 0 and place_gate to "
+                "reached or none"
+            )
+        self.layout, self.scales = layout, scales
+        n = env.num_envs
+        self.reached = np.zeros(n, dtype=bool)
+        self.start_height = np.zeros(n)
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, infos = self.env.reset(**kwargs)
+        self.reached[:] = False
+        self.start_height[:] = self._object_height(np.asarray(infos.get("clean_obs", obs)))
+        return obs, infos
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        obs, _, terminated, truncated, infos = self.env.step(actions)
+        current = np.asarray(infos.get("clean_obs", obs))
+        state = np.array(current, dtype=np.float32, copy=True)
+        grasped = np.array(infos.get(GRASPED, np.zeros(len(obs))), dtype=np.float64, copy=True)
+        ended = np.flatnonzero(terminated | truncated)
+        final_info = infos.get("final_info", {})
+        for i in ended:
+            state[i] = final_info["clean_obs"][i] if "clean_obs" in final_info else infos["final_obs"][i]
+            if GRASPED in final_info:
+                grasped[i] = final_info[GRASPED][i]
+        if self.scales.needs_grasp and GRASPED not in infos:
+            raise ValueError("the env reports no infos['grasped']; build it with envs.make_vec (FetchPickAndPlace)")
+        self.reached |= reach_distance(state, self.layout, self.scales.reach_offset) < self.scales.reached_distance
+        terms = staged_terms(state, self.layout, self.distance_threshold, self.scales, grasped, self.reached,
+                             self.start_height)
+        reward, scaled = staged_reward(terms, self.scales)
+        # The new episodes of the environments that reset: gate cleared, start height from their reset state.
+        self.reached[ended] = False
+        self.start_height[ended] = self._object_height(current[ended])
+        infos["reward_terms"] = scaled
+        return obs, reward, terminated, truncated, infos
+
+    def _object_height(self, obs: np.ndarray) -> np.ndarray:
+        return obs[:, self.layout.slices["observation"]][:, OBJECT][:, Z].astype(np.float64)

@@ -12,6 +12,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from envs.contacts import GraspInfo
 from envs.domain_randomization import DomainRandomization
 from envs.layout import FlattenObservation, ObservationLayout
 from envs.randomization import RandomizationSpec, load_profile, load_spec
@@ -58,9 +59,17 @@ def make_env(
         spec = spec.merged_with(load_profile(profile))
     env = FlattenObservation(_make_raw(task))
     env = DomainRandomization(env, spec, env.layout, seed=seed)
+    if _reports_grasp(env):
+        env = GraspInfo(env)
     if seed is not None:
         env.action_space.seed(seed)
     return env
+
+
+def _reports_grasp(env: gym.Env) -> bool:
+    """Fetch tasks with an object and free fingers (FetchPickAndPlace) report info["grasped"]."""
+    base = env.unwrapped
+    return bool(getattr(base, "has_object", False)) and not bool(getattr(base, "block_gripper", True))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from robopg.config import SECTIONS, Algo, TrainConfig, field_help, load_config
+from robopg.config import SECTIONS, Algo, field_help, resolve_config
 
 
 def _flag(name: str, prefix: str = "") -> str:
@@ -25,8 +25,8 @@ def _flag(name: str, prefix: str = "") -> str:
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, algo: Algo) -> None:
-    """Flags for [env], [policy], [run], [adr] and the selected algorithm's section (their field names are flags)."""
-    for section in ("env", "policy", "run", "adr", algo.section):
+    """Flags for [env], [policy], [run], [adr], [curriculum] and the selected algorithm's section (their field names are flags)."""
+    for section in ("env", "policy", "run", "adr", "curriculum", algo.section):
         section_cls = SECTIONS[section]
         title = f"[{section}] options (config file section [{section}])"
         if section == algo.section:
@@ -59,12 +59,13 @@ def selected_algo(argv: list[str]) -> Algo:
     pre.add_argument("--algo", choices=[a.value for a in Algo])
     pre.add_argument("--config")
     pre.add_argument("--resume")
+    pre.add_argument("--preset")
     known, _ = pre.parse_known_args(argv)
     if known.algo:
         return Algo(known.algo)
     try:
-        if known.config:
-            return load_config(known.config).run.algo
+        if known.config or known.preset:
+            return resolve_config(known.preset, known.config, {}).run.algo
         if known.resume:
             saved = json.loads(Path(known.resume, "config.json").read_text())
             return Algo(saved.get("run", {}).get("algo", Algo.PPO))
@@ -97,8 +98,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 f"robopg train: {args.out} already holds a run; continue it with --resume {args.out} "
                 "or choose another --out"
             )
-        base = load_config(args.config) if args.config else TrainConfig()
-        trainer = Trainer(base.replace(overrides), args.out, progress=not args.no_progress)
+        cfg = resolve_config(overrides.get("run", {}).get("preset"), args.config, overrides)
+        trainer = Trainer(cfg, args.out, progress=not args.no_progress)
     metrics = trainer.train()
     print(
         f"trained {trainer.global_step} steps into {trainer.run_dir}: return {metrics.get('episode_return', float('nan')):.3f}, "
@@ -116,6 +117,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"on {report.num_observations} recorded observations; {report.metadata.task}, "
         f"{report.metadata.training_steps} training steps"
     )
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from robopg.presets import describe, preset_names
+
+    names = preset_names()
+    width = max(len(n) for n in names)
+    for name in names:
+        print(f"{name:<{width}}  {describe(name)}")
+    print("\nUse: robopg train --preset NAME --out RUN_DIR (flags and --config override the preset)")
     return 0
 
 
@@ -157,7 +169,7 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
         prog="robopg",
         description="Train policy-gradient policies on MuJoCo tasks, export one ONNX file, run it via the controller.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,export,evaluate,inspect}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,presets,export,evaluate,inspect}")
 
     train = sub.add_parser(
         "train", help="train a policy into a run directory",
@@ -167,11 +179,15 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
     )
     train.add_argument("--out", help="run directory for config.json, metrics.csv, TensorBoard events, checkpoints")
     train.add_argument("--config", help="TOML or JSON config file with [env], [policy], [run] and algorithm "
-                       "tables ([ppo], [ppo_kl], [trpo], [a2c], [a3c], [reinforce])")
+                       "tables ([ppo], [ppo_kl], [trpo], [a2c], [a3c], [reinforce]); over --preset, under flags")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_flags(train, algo)
     train.set_defaults(func=_cmd_train)
+
+    presets = sub.add_parser("presets", help="list the shipped training recipes (robopg train --preset NAME)",
+                             description="List the shipped presets, one line each.")
+    presets.set_defaults(func=_cmd_presets)
 
     export = sub.add_parser(
         "export", help="export a run to one self-describing ONNX file",

@@ -15,6 +15,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
+from envs.rewards import PlaceGate
+from robopg.presets import preset_sections
+
 
 def option(default: Any, help: str) -> Any:  # noqa: A002 - "help" mirrors argparse
     """A dataclass field whose help text the CLI shows."""
@@ -33,6 +36,7 @@ class Backend(StrEnum):
 class Reward(StrEnum):
     TASK = "task"  # the task's own reward (sparse, or -distance for the Dense ids)
     SHAPED = "shaped"  # named terms reach + goal + success times the *_scale fields (envs/rewards.py)
+    STAGED = "staged"  # bounded staged terms reach, grasp, lift, place, success in [0, 1] (envs/rewards.py)
 
 
 class Activation(StrEnum):
@@ -102,16 +106,27 @@ def _check(condition: bool, message: str) -> None:
 class EnvConfig:
     task: str = option("FetchReachDense-v4", "Gymnasium task id with a Box action space, e.g. FetchPush-v4.")
     num_envs: int = option(16, "Environments stepped together per rollout step.")
-    randomization: str = option("default", "Domain randomisation: none, default, or a path to a TOML spec.")
+    randomization: str = option("default", "Domain randomisation: none, a shipped spec (default, sim2real) or a path "
+                                "to a TOML spec.")
     backend: Backend = option(Backend.AUTO, "Vector backend: auto (batched for the Fetch tasks, sync otherwise), "
                               "batched (Fetch tasks in MuJoCo's thread pool), sync (in-process) or subprocess.")
-    reward: Reward = option(Reward.TASK, "task (the task's own sparse/Dense reward) or shaped (Fetch object tasks: "
-                            "reach_scale * -|gripper - reach target| + goal_scale * -|object - goal| + success_scale * success).")
+    reward: Reward = option(Reward.TASK, "task (the task's own sparse/Dense reward), shaped (Fetch object tasks: "
+                            "reach_scale * -|gripper - reach target| + goal_scale * -|object - goal| + success_scale * "
+                            "success) or staged (Fetch object tasks: bounded terms reach, grasp, lift, place, success "
+                            "in [0, 1], normalised by the sum of their scales, 1 on success; envs/rewards.py).")
     reach_scale: float = option(1.0, "Shaped reward: weight of the reach term -|gripper - reach target| (metres).")
     reach_offset: float = option(0.0, "Shaped reward: the reach target lies this many metres behind the object, away "
                                  "from the goal (where a push starts; 0.05 suits FetchPush); 0 = the object itself.")
     goal_scale: float = option(2.0, "Shaped reward: weight of the goal term -|object - goal| (metres).")
-    success_scale: float = option(1.0, "Shaped reward: weight of the success term (1 per step within the threshold).")
+    success_scale: float = option(1.0, "Shaped/staged reward: weight of the success term (1 per step within the threshold).")
+    grasp_scale: float = option(0.0, "Staged reward: weight of the grasp term (both fingers touch the object).")
+    lift_scale: float = option(0.0, "Staged reward: weight of the lift term (grasped and raised up to lift_height).")
+    place_scale: float = option(1.0, "Staged reward: weight of the place term 1 - tanh(k |object - goal|).")
+    reward_sharpness: float = option(5.0, "Staged reward: k of 1 - tanh(k d) in the reach and place terms (1/m).")
+    reached_distance: float = option(0.03, "Staged reward: the reach target counts as reached within this (m).")
+    place_gate: PlaceGate = option(PlaceGate.NONE, "Staged reward: the place term counts always (none), once the "
+                                   "reach target was reached this episode (reached), or while grasped (grasped).")
+    lift_height: float = option(0.05, "Staged reward: metres above its start height where the lift term saturates.")
     obs_history: int = option(1, "Policy input holds the last K observations, newest last (1: the current one only).")
     action_history: int = option(0, "Policy input also holds the last M actions sent to the robot, newest last (0: none).")
 
@@ -123,6 +138,7 @@ class EnvConfig:
                f"action_history must be >= 0, got {self.action_history}; pass --action-history 0 for no past actions")
         object.__setattr__(self, "backend", Backend(self.backend))
         object.__setattr__(self, "reward", Reward(self.reward))
+        object.__setattr__(self, "place_gate", PlaceGate(self.place_gate))
         _check(self.reach_offset >= 0, f"reach_offset must be >= 0 metres, got {self.reach_offset}")
 
 
@@ -149,6 +165,24 @@ class AdrConfig:
         _check(0 <= self.success_low < self.success_high <= 1,
                f"need 0 <= success_low < success_high <= 1, got {self.success_low} and {self.success_high}")
         _check(0 < self.step_fraction <= 1, f"step_fraction must be in (0, 1], got {self.step_fraction}")
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """A randomisation curriculum (robopg/curriculum.py): every range of --randomization starts at its nominal value
+    and widens with one factor alpha from `start` to 1 over ramp_steps env steps of rollouts whose training success
+    reached success_gate. Flags: --curriculum, --curriculum-ramp-steps, ..."""
+
+    FLAG_PREFIX: ClassVar[str] = "curriculum"
+    enabled: bool = option(False, "Ramp the ranges of --randomization from nominal to full width.")
+    ramp_steps: int = option(2_000_000, "Env steps (of gated rollouts) from width 0 to the full ranges.")
+    success_gate: float = option(0.5, "Widen only after rollouts whose training success rate reached this (0: always).")
+    start: float = option(0.0, "Width alpha at the first step (0: nominal values, 1: the full ranges).")
+
+    def __post_init__(self) -> None:
+        _check(self.ramp_steps >= 1, f"ramp_steps must be >= 1, got {self.ramp_steps}")
+        _check(0 <= self.success_gate <= 1, f"success_gate must be in [0, 1], got {self.success_gate}")
+        _check(0 <= self.start <= 1, f"start must be in [0, 1], got {self.start}")
 
 
 @dataclass(frozen=True)
@@ -342,6 +376,7 @@ class RunConfig:
     seed: int = option(0, "Seed for environments, network initialisation and sampling.")
     checkpoint_every: int = option(10, "Write a periodic checkpoint every this many iterations (0: final only).")
     torch_threads: int = option(1, "torch intra-op threads (the environments use the other cores).")
+    preset: str = option("", "Start from this shipped recipe (robopg presets lists them); --config and flags override it.")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "algo", Algo(self.algo))
@@ -363,6 +398,7 @@ SECTIONS: dict[str, type] = {
     "policy": PolicyConfig,
     "run": RunConfig,
     "adr": AdrConfig,
+    "curriculum": CurriculumConfig,
     **{algo.section: section_cls for algo, section_cls in ALGO_SECTIONS.items()},
 }
 
@@ -375,6 +411,7 @@ class TrainConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     run: RunConfig = field(default_factory=RunConfig)
     adr: AdrConfig = field(default_factory=AdrConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     ppo_kl: PPOKLConfig = field(default_factory=PPOKLConfig)
     trpo: TRPOConfig = field(default_factory=TRPOConfig)
@@ -393,8 +430,15 @@ class TrainConfig:
             "ADR widens the ranges of a randomisation spec; pass --randomization default (or a TOML spec) with --adr",
         )
         _check(
-            not (self.adr.enabled and self.run.algo is Algo.A3C),
-            "ADR runs in the synchronous trainer; use --algo ppo (or another synchronous algorithm) with --adr",
+            not (self.curriculum.enabled and self.env.randomization == "none"),
+            "the curriculum widens the ranges of a randomisation spec; pass --randomization default (or a TOML "
+            "spec) with --curriculum",
+        )
+        _check(not (self.curriculum.enabled and self.adr.enabled),
+               "--curriculum and --adr both set the randomisation ranges; choose one")
+        _check(
+            not ((self.adr.enabled or self.curriculum.enabled) and self.run.algo is Algo.A3C),
+            "ADR and the curriculum run in the synchronous trainer; use --algo ppo (or another synchronous algorithm)",
         )
         if self.run.algo is Algo.A3C:
             workers = self.a3c.workers
@@ -420,8 +464,8 @@ class TrainConfig:
         return -(-self.run.total_steps // self.batch_size)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """env, policy, run, adr and the selected algorithm's section (the others are unused by this run)."""
-        names = ("env", "policy", "run", "adr", self.run.algo.section)
+        """env, policy, run, adr, curriculum and the selected algorithm's section (the others are unused by this run)."""
+        names = ("env", "policy", "run", "adr", "curriculum", self.run.algo.section)
         return json.loads(json.dumps({name: asdict(getattr(self, name)) for name in names}))
 
     @classmethod
@@ -437,14 +481,14 @@ class TrainConfig:
             parts[name] = section_cls(**values)
         return cls(**parts)
 
-    def replace(self, overrides: dict[str, dict[str, Any]]) -> TrainConfig:
+    def replace(self, overrides: dict[str, dict[str, Any]], source: str = "overrides") -> TrainConfig:
         """A copy with ``{section: {field: value}}`` applied (flags over a config file)."""
         unknown = set(overrides) - set(SECTIONS)
         if unknown:
-            raise ValueError(f"overrides: unknown section(s) {sorted(unknown)}; known: {sorted(SECTIONS)}")
+            raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; known: {sorted(SECTIONS)}")
         parts = {name: getattr(self, name) for name in SECTIONS}
         for name, values in overrides.items():
-            _check_fields(SECTIONS[name], name, values, "overrides")
+            _check_fields(SECTIONS[name], name, values, source)
             parts[name] = dataclasses.replace(parts[name], **values)
         return TrainConfig(**parts)
 
@@ -458,6 +502,23 @@ def _check_fields(section_cls: type, name: str, values: dict[str, Any], source: 
 
 def load_config(path: str | Path) -> TrainConfig:
     """Read a TOML or JSON config file with sections [env], [policy], [run] and algorithm sections ([ppo], ...)."""
+    return TrainConfig.from_dict(config_sections(path), source=str(path))
+
+
+def resolve_config(preset: str | None, config_file: str | Path | None,
+                   flags: dict[str, dict[str, Any]]) -> TrainConfig:
+    """defaults < preset < config file < flags. The preset comes from the flags, else the config file's run.preset."""
+    file_sections = config_sections(config_file) if config_file else {}
+    name = preset or file_sections.get("run", {}).get("preset") or ""
+    cfg = TrainConfig.from_dict(preset_sections(name), source=f"preset {name}") if name else TrainConfig()
+    for source, sections in ((str(config_file), file_sections), ("flags", flags)):
+        if sections:
+            cfg = cfg.replace(sections, source=source)
+    return cfg
+
+
+def config_sections(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The {section: {field: value}} tables of a TOML or JSON config file, unvalidated."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist; check the --config path")
@@ -466,7 +527,7 @@ def load_config(path: str | Path) -> TrainConfig:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {err}") from err
-    return TrainConfig.from_dict(data, source=str(path))
+    return data
 
 
 def field_help(section_cls: type) -> list[tuple[str, Any, str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import envs
 from envs.history import HistoryStack
-from envs.rewards import RewardScales, ShapedReward
+from envs.rewards import RewardScales, ShapedReward, StagedReward, StagedScales
 from robopg.config import EnvConfig, Reward
 
 
@@ -22,7 +22,18 @@ def make_training_env(cfg: EnvConfig, num_envs: int, seed: int) -> Any:
         scales = RewardScales(reach=cfg.reach_scale, goal=cfg.goal_scale, success=cfg.success_scale,
                               reach_offset=cfg.reach_offset)
         env = ShapedReward(env, cfg.task, envs.describe_task(cfg.task).layout, scales)
+    elif cfg.reward is Reward.STAGED:
+        env = StagedReward(env, cfg.task, envs.describe_task(cfg.task).layout, staged_scales(cfg))
     if cfg.obs_history > 1 or cfg.action_history > 0:
         # Outermost: rewards and every other wrapper see raw observations; only the policy sees the stack.
         env = HistoryStack(env, cfg.obs_history, cfg.action_history)
     return env
+
+
+def staged_scales(cfg: EnvConfig) -> StagedScales:
+    """The staged reward's weights and shapes from the run's [env] section."""
+    return StagedScales(
+        reach=cfg.reach_scale, grasp=cfg.grasp_scale, lift=cfg.lift_scale, place=cfg.place_scale,
+        success=cfg.success_scale, reach_offset=cfg.reach_offset, sharpness=cfg.reward_sharpness,
+        reached_distance=cfg.reached_distance, place_gate=cfg.place_gate.value, lift_height=cfg.lift_height,
+    )

@@ -31,6 +31,7 @@ from robopg.checkpoint import (
 )
 from robopg.collector import Collector
 from robopg.config import Algo, EnvConfig, TrainConfig
+from robopg.curriculum import RandomizationRamp
 from robopg.environment import make_training_env
 from robopg.logger import MetricsLogger
 from robopg.modules.actor_critic import GaussianActorCritic
@@ -63,6 +64,14 @@ def active_parameters(env_cfg: EnvConfig) -> list[str]:
         return list(env.get_wrapper_attr("active_parameters"))
     finally:
         env.close()
+
+
+def active_spec(env_cfg: EnvConfig) -> envs.RandomizationSpec:
+    """The run's randomisation spec without the parameters the task has no target for: ADR and the curriculum
+    manage only what this task can vary (a pin on a parameter the task lacks would measure nothing)."""
+    spec = envs.load_spec(env_cfg.randomization)
+    active = active_parameters(env_cfg)
+    return envs.RandomizationSpec(tuple(p for p in spec.parameters if p.name in active), spec.source)
 
 
 def build_policy(cfg: TrainConfig, facts: dict[str, Any]) -> GaussianActorCritic:
@@ -99,11 +108,11 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.run.seed)
         self.adr = None
         if cfg.adr.enabled:
-            # Only what this task can vary: a pin on a parameter the task lacks would measure nothing.
-            spec = envs.load_spec(cfg.env.randomization)
-            active = active_parameters(cfg.env)
-            spec = envs.RandomizationSpec(tuple(p for p in spec.parameters if p.name in active), spec.source)
-            self.adr = AutomaticDomainRandomization(spec, cfg.adr, cfg.env.num_envs, seed=cfg.run.seed)
+            self.adr = AutomaticDomainRandomization(active_spec(cfg.env), cfg.adr, cfg.env.num_envs,
+                                                    seed=cfg.run.seed)
+        self.curriculum = None
+        if cfg.curriculum.enabled:
+            self.curriculum = RandomizationRamp(active_spec(cfg.env), cfg.curriculum)
         self.global_step = 0
         self.iteration = 0
         self.env: Any = None
@@ -130,6 +139,8 @@ class Trainer:
         trainer.iteration = int(state["iteration"])
         if trainer.adr is not None:
             trainer.adr.load_state_dict(state["adr"])
+        if trainer.curriculum is not None:
+            trainer.curriculum.load_state_dict(state["curriculum"])
         return trainer
 
     def state_dict(self) -> dict[str, Any]:
@@ -142,6 +153,7 @@ class Trainer:
             "global_step": self.global_step,
             "iteration": self.iteration,
             "adr": self.adr.state_dict() if self.adr is not None else None,
+            "curriculum": self.curriculum.state_dict() if self.curriculum is not None else None,
             "config": self.cfg.to_dict(),
             "task": self.facts,
         }
@@ -168,14 +180,15 @@ class Trainer:
             return train_async(self)
         logger = MetricsLogger(self.run_dir)
         self.env = make_training_env(cfg.env, cfg.env.num_envs, seed=cfg.run.seed)
-        collector = Collector(self.env, self.policy, self.storage, self.facts["success_key"], listener=self.adr)
-        if self.adr is not None:
-            self.adr.begin(self.env)
+        ranges = self.adr if self.adr is not None else self.curriculum  # who sets the randomisation ranges
+        collector = Collector(self.env, self.policy, self.storage, self.facts["success_key"], listener=ranges)
+        if ranges is not None:
+            ranges.begin(self.env)
         # A resumed run cannot restore mid-episode simulator state; it starts fresh episodes from a seed derived
         # from the iteration, so resuming the same checkpoint twice gives the same run.
         collector.reset(seed=cfg.run.seed + 7919 * self.iteration)
-        if self.adr is not None:
-            self.adr.arm(self.env)
+        if ranges is not None:
+            ranges.arm(self.env)
         bar = progress_bar(cfg, self.global_step, self.progress)
         metrics: dict[str, float] = {}
         try:
@@ -196,8 +209,10 @@ class Trainer:
                     collect_seconds=t1 - t0,
                     update_seconds=t2 - t1,
                 )
-                if self.adr is not None:
-                    metrics.update(self.adr.metrics())
+                if self.curriculum is not None:
+                    self.curriculum.advance(self.env, self.cfg.batch_size, metrics["success_rate"])
+                if ranges is not None:
+                    metrics.update(ranges.metrics())
                 logger.log(self.global_step, metrics)
                 logger.histograms(self.global_step, collector.stats.drain_randomization())
                 show_progress(bar, self.cfg.batch_size, metrics)

@@ -32,6 +32,7 @@ import mujoco.rollout
 import numpy as np
 
 from envs.batched.fetch_task import ROT_DELTA, FetchTask
+from envs.contacts import GraspDetector
 
 FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS.value
 # Per-substep inputs: the gripper fingers' position targets and the mocap pose that drives the arm's weld.
@@ -61,7 +62,9 @@ class RolloutEngine:
     models: N models of identical structure (one object may repeat where nothing is randomised).
     nthread: native threads stepping the batch (0 or 1: the calling thread).
     After `reset` / `step`: state (N, nstate), qpos / qvel views of it, and the kinematics readouts
-    site_xpos (N, 2, 3) [grip, object], object_xmat (N, 3, 3), site_jacp (N, 2, 3, nv), object_jacr (N, 3, nv).
+    site_xpos (N, 2, 3) [grip, object], object_xmat (N, 3, 3), site_jacp (N, 2, 3, nv), object_jacr (N, 3, nv),
+    and on tasks with free fingers and an object grasped (N,) float32 (envs/contacts.py: a collision pass at the
+    same state, as the reference reads its contact list).
     dt: (N,) seconds of each environment's latest control step (n_substeps x its model's timestep), which
     observations scale velocities by; whoever changes a model's timestep updates it.
     """
@@ -95,6 +98,8 @@ class RolloutEngine:
         self.welded_xquat = np.zeros((n, 4))
         self._kin = mujoco.MjData(model)
         self._sites = [task.grip_site] + ([task.object_site] if task.has_object else [])
+        self.grasped = np.zeros(n, dtype=np.float32)
+        self._grasp = GraspDetector(model) if task.has_object and not task.block_gripper else None
         self.timings = {"physics": 0.0, "kinematics": 0.0}
         """Seconds spent so far in mujoco.rollout and in the kinematics readouts (for benchmarks)."""
 
@@ -156,6 +161,9 @@ class RolloutEngine:
             self.site_xpos[i, : len(sites)] = site_xpos[sites]
             self.welded_xpos[i] = xpos[welded]
             self.welded_xquat[i] = xquat[welded]
+            if self._grasp is not None:
+                mujoco.mj_collision(m, d)
+                self.grasped[i] = self._grasp.grasped(d)
 
     def close(self) -> None:
         if self._rollout.rollout_ is not None:

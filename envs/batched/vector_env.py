@@ -27,6 +27,7 @@ from envs.batched.engine import RolloutEngine
 from envs.batched.fetch_task import POS_STEP, FetchTask
 from envs.batched.observations import goal_distance, observe, reward, success
 from envs.batched.sampling import sample_goal, sample_object_xy
+from envs.contacts import GRASPED
 from envs.domain_randomization import (
     CLEAN_OBS,
     PRIVILEGED_PARAMS,
@@ -141,6 +142,7 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
         if self._perturbs:
             self._perturb()
         self.engine.step(pos.astype(np.float64), gripper)
+        grasped = self.engine.grasped.copy()
 
         self.elapsed += 1
         distance = goal_distance(self.engine, self.goal)
@@ -165,7 +167,11 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
                 CLEAN_OBS: np.where(ended, self._clean_obs, np.float32(0)),
                 PRIVILEGED_PARAMS: np.where(ended, self._privileged, np.float32(0)),
             }
-            for key in (SUCCESS_KEY, CLEAN_OBS, PRIVILEGED_PARAMS):
+            keys = (SUCCESS_KEY, CLEAN_OBS, PRIVILEGED_PARAMS)
+            if self.reports_grasp:
+                infos["final_info"][GRASPED] = np.where(truncated, grasped, np.float32(0))
+                keys += (GRASPED,)
+            for key in keys:
                 infos["final_info"][f"_{key}"] = truncated.copy()
             infos["_final_info"] = truncated.copy()
             infos.update(self._reset_envs(done, [None] * done.size))
@@ -175,6 +181,11 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
             infos[f"_{SUCCESS_KEY}"] = ~truncated
         infos.update(self._privileged_info(everyone))
         return self._obs.copy(), rewards, terminated, truncated, infos
+
+    @property
+    def reports_grasp(self) -> bool:
+        """Whether infos carry "grasped" (tasks with an object and free fingers: FetchPickAndPlace)."""
+        return self.fetch.has_object and not self.fetch.block_gripper
 
     def set_env_spec(self, i: int, spec: RandomizationSpec) -> None:
         """Environment i samples its next episodes from `spec` (same parameters as at construction, see
@@ -294,10 +305,14 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
 
     def _privileged_info(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         """clean_obs (N, dim) and privileged_params (N, P) with `_key` masks of idx, as SyncVectorEnv batches
-        the sub-envs' infos (zeros outside idx)."""
+        the sub-envs' infos (zeros outside idx); "grasped" (N,) likewise where the task reports it."""
         mask = self._mask(idx)
         rows = mask[:, None]
+        grasp = {}
+        if self.reports_grasp:
+            grasp = {GRASPED: np.where(mask, self.engine.grasped, np.float32(0)), f"_{GRASPED}": mask.copy()}
         return {
+            **grasp,
             CLEAN_OBS: np.where(rows, self._clean_obs, np.float32(0)),
             f"_{CLEAN_OBS}": mask,
             PRIVILEGED_PARAMS: np.where(rows, self._privileged, np.float32(0)),

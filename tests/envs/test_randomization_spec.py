@@ -92,10 +92,15 @@ def test_validation_errors_name_parameter_and_fix(tmp_path, text, expected):
 
 
 def test_missing_file_and_unknown_profile(tmp_path):
-    with pytest.raises(ValueError, match="'none', 'default' or an existing file"):
+    with pytest.raises(ValueError, match=r"'none', a shipped spec \(default, sim2real\) or an existing file"):
         load_spec(tmp_path / "nope.toml")
     with pytest.raises(ValueError, match="Did you mean 'nominal'"):
         load_profile("nominl")
+
+
+def test_shipped_specs_load_by_name():
+    assert load_spec("sim2real") == load_spec(SPECS_DIR / "sim2real.toml")
+    assert "action_latency" in load_spec("sim2real").names
 
 
 def test_none_and_default():

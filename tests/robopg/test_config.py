@@ -80,7 +80,7 @@ def test_each_algorithm_has_its_own_section_and_flags(tmp_path):
     assert cfg.algorithm is cfg.reinforce and cfg.reinforce.baseline.value == "average"
     assert cfg.batch_size == cfg.env.num_envs * cfg.reinforce.rollout_steps
     saved = cfg.to_dict()
-    assert set(saved) == {"env", "policy", "run", "adr", "reinforce"}  # only the algorithm in use
+    assert set(saved) == {"env", "policy", "run", "adr", "curriculum", "reinforce"}  # only the algorithm in use
     assert TrainConfig.from_dict(saved).reinforce == cfg.reinforce
 
 

@@ -1,0 +1,121 @@
+"""A randomisation curriculum: the spec's ranges grow from nominal to their full width as training succeeds.
+
+Wide randomisation from the first step stops FetchPush from being learned at all (docs/sim2real.md), while the
+same recipe without randomisation learns it; the ramp starts every parameter at its nominal value (as ADR does:
+1 for scaled dynamics, 0 for absolute noise, perturbations and latency) and widens all of them together by one
+factor alpha in [0, 1]:
+
+    uniform / loguniform [lo, hi]  ->  [n + alpha (lo - n), n + alpha (hi - n)]   (loguniform: in log space)
+    fixed v                        ->  n + alpha (v - n)
+    normal (mean, std)             ->  (n + alpha (mean - n), alpha std)
+    latency (whole steps)          ->  the bounds rounded to integers
+
+alpha grows by (steps of the rollout) / ramp_steps after each rollout whose training success rate reached
+success_gate (0: unconditionally, a plain schedule), so a policy that has not yet learned the task keeps
+learning it at the current width instead of meeting a wider one. Compared with ADR (robopg/adr.py), which moves
+each boundary on its own pinned episodes, the ramp needs no boundary episodes and reaches the full ranges in a
+known number of steps, which is what a fixed training budget needs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import envs.vector
+from envs.randomization import Distribution, Kind, Mode, ParameterSpec, RandomizationSpec
+from robopg.config import CurriculumConfig
+
+SPEC_UPDATE_QUANTUM = 0.02  # alpha moves the envs' specs in steps of this size (a respec costs ~1 ms per env)
+
+
+def nominal_value(p: ParameterSpec) -> float:
+    """Where a parameter's range starts: 1 for scaled dynamics, else 0, clamped into the range when it has one."""
+    nominal = 1.0 if p.kind is Kind.DYNAMICS and p.mode is Mode.SCALED else 0.0
+    if p.distribution in (Distribution.UNIFORM, Distribution.LOGUNIFORM):
+        nominal = min(max(nominal, float(p.low)), float(p.high))
+    return nominal
+
+
+def widened(p: ParameterSpec, alpha: float) -> ParameterSpec:
+    """Parameter p at width alpha in [0, 1] (module docstring); alpha = 1 gives p's own ranges back."""
+    n = nominal_value(p)
+
+    def toward(x: float) -> float:
+        return n + alpha * (x - n)
+
+    match p.distribution:
+        case Distribution.UNIFORM | Distribution.LOGUNIFORM:
+            if p.distribution is Distribution.LOGUNIFORM and n > 0:
+                low = math.exp(math.log(n) + alpha * (math.log(p.low) - math.log(n)))
+                high = math.exp(math.log(n) + alpha * (math.log(p.high) - math.log(n)))
+            else:
+                low, high = toward(p.low), toward(p.high)
+            if p.kind is Kind.LATENCY:
+                low, high = float(round(low)), float(round(high))
+            return ParameterSpec(p.name, p.distribution, p.mode, low=low, high=high)
+        case Distribution.FIXED:
+            value = toward(p.value)
+            if p.kind is Kind.LATENCY:
+                value = float(round(value))
+            return ParameterSpec(p.name, p.distribution, p.mode, value=value)
+        case Distribution.NORMAL:
+            return ParameterSpec(p.name, p.distribution, p.mode, low=p.low, high=p.high, mean=toward(p.mean),
+                                 std=alpha * p.std)
+    raise ValueError(f"unknown distribution {p.distribution} of {p.name}")
+
+
+class RandomizationRamp:
+    """The curriculum over ``limits`` (the run's randomisation spec) for a vector env of ``num_envs``.
+
+    The trainer calls ``begin(env)`` before the env's first reset, ``arm(env)`` after it, ``advance(env, steps,
+    success_rate)`` after every rollout; ``episode_ended`` is the collector's episode listener (unused here).
+    """
+
+    def __init__(self, limits: RandomizationSpec, cfg: CurriculumConfig) -> None:
+        self.limits, self.cfg = limits, cfg
+        self.alpha = cfg.start
+        self._applied = -1.0
+
+    def spec(self, alpha: float | None = None) -> RandomizationSpec:
+        a = self.alpha if alpha is None else alpha
+        params = tuple(widened(p, a) for p in self.limits.parameters)
+        return RandomizationSpec(params, f"{self.limits.source} at width {a:.2f}")
+
+    def _apply(self, env: Any) -> None:
+        quantised = min(1.0, math.floor(self.alpha / SPEC_UPDATE_QUANTUM) * SPEC_UPDATE_QUANTUM)
+        if self.alpha >= 1.0:
+            quantised = 1.0
+        if quantised == self._applied:
+            return
+        spec = self.spec(quantised)
+        for i in range(env.num_envs):
+            envs.vector.set_env_spec(env, i, spec)
+        self._applied = quantised
+
+    def begin(self, env: Any) -> None:
+        self._apply(env)
+
+    def arm(self, env: Any) -> None:
+        self._apply(env)
+
+    def episode_ended(self, env: Any, index: int, success: float | None) -> None:
+        return None
+
+    def advance(self, env: Any, steps: int, success_rate: float) -> None:
+        """After a rollout of ``steps`` env steps whose finished episodes succeeded at ``success_rate`` (nan when
+        none finished, which never passes a positive gate)."""
+        gate = self.cfg.success_gate
+        if gate <= 0 or success_rate >= gate:
+            self.alpha = min(1.0, self.alpha + steps / self.cfg.ramp_steps)
+        self._apply(env)
+
+    def metrics(self) -> dict[str, float]:
+        return {"curriculum_alpha": float(self.alpha)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.alpha = float(state["alpha"])
+        self._applied = -1.0
