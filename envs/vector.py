@@ -20,6 +20,7 @@ from typing import Literal
 import gymnasium as gym
 
 from envs.batched import BatchedFetchVecEnv, is_batched_task
+from envs.batched.starts import EpisodeStarts
 from envs.domain_randomization import DomainRandomization
 from envs.randomization import RandomizationSpec, load_profile, load_spec
 from envs.tasks import make_env
@@ -35,6 +36,7 @@ def make_vec(
     randomization: str | Path | RandomizationSpec = "none",
     profile: str | Path | RandomizationSpec | None = None,
     backend: Backend = "auto",
+    starts: EpisodeStarts | None = None,
 ) -> gym.vector.VectorEnv:
     """num_envs copies of make_env(task); env i is built with seed + i, so both vec.reset(seed=seed) and a
     first vec.reset() reproduce. The first reset is left to the caller.
@@ -42,6 +44,8 @@ def make_vec(
     backend: 'auto' (batched for the Fetch tasks, sync otherwise), 'sync' (one process), 'subprocess'
     (AsyncVectorEnv, shared memory, spawn context) or 'batched' (Fetch tasks only).
     Observations: (num_envs, obs_dim) float32.
+    starts: training-only episode starts (near-grasp resets, in-air goal fraction; envs/batched/starts.py),
+    batched backend only; None or the defaults: the task's own.
     """
     if num_envs < 1:
         raise ValueError(f"num_envs is {num_envs}; use num_envs >= 1")
@@ -53,7 +57,12 @@ def make_vec(
     if backend == "auto":
         backend = "batched" if is_batched_task(task) else "sync"
     if backend == "batched":
-        return BatchedFetchVecEnv(task, num_envs, seed, spec)
+        return BatchedFetchVecEnv(task, num_envs, seed, spec, starts=starts)
+    if starts is not None and not starts.is_default:
+        raise ValueError(
+            f"near-grasp starts and in-air goal fractions are training options of the batched backend, not of "
+            f"'{backend}'. Fix: use backend auto or batched (task {task})"
+        )
     # partial of a module-level function: picklable for the spawn context.
     fns = [partial(make_env, task, seed + i, spec) for i in range(num_envs)]
     same_step = gym.vector.AutoresetMode.SAME_STEP

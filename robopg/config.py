@@ -127,6 +127,12 @@ class EnvConfig:
     place_gate: PlaceGate = option(PlaceGate.NONE, "Staged reward: the place term counts always (none), once the "
                                    "reach target was reached this episode (reached), or while grasped (grasped).")
     lift_height: float = option(0.05, "Staged reward: metres above its start height where the lift term saturates.")
+    near_grasp_fraction: float = option(0.0, "Training only (batched backend): fraction of resets with the object "
+                                        "already held in the gripper (FetchPickAndPlace). Evaluation never uses it.")
+    air_goal_fraction: float = option(-1.0, "Training only (batched backend): fraction of in-air goals (-1: the "
+                                      "task's own, 0.5 for FetchPickAndPlace). Evaluation never uses it.")
+    air_goal_ramp_steps: int = option(0, "Training only: raise the in-air goal fraction linearly from "
+                                      "air_goal_fraction to the task's 0.5 over this many env steps (0: no ramp).")
     obs_history: int = option(1, "Policy input holds the last K observations, newest last (1: the current one only).")
     action_history: int = option(0, "Policy input also holds the last M actions sent to the robot, newest last (0: none).")
 
@@ -140,6 +146,13 @@ class EnvConfig:
         object.__setattr__(self, "reward", Reward(self.reward))
         object.__setattr__(self, "place_gate", PlaceGate(self.place_gate))
         _check(self.reach_offset >= 0, f"reach_offset must be >= 0 metres, got {self.reach_offset}")
+        _check(0 <= self.near_grasp_fraction <= 1,
+               f"near_grasp_fraction must be in [0, 1], got {self.near_grasp_fraction}; pass --near-grasp-fraction 0.1, say")
+        _check(self.air_goal_fraction == -1 or 0 <= self.air_goal_fraction <= 1,
+               f"air_goal_fraction must be -1 (the task's own) or in [0, 1], got {self.air_goal_fraction}")
+        _check(self.air_goal_ramp_steps >= 0, f"air_goal_ramp_steps must be >= 0, got {self.air_goal_ramp_steps}")
+        _check(self.air_goal_ramp_steps == 0 or self.air_goal_fraction >= 0,
+               "air_goal_ramp_steps ramps up from air_goal_fraction: set --air-goal-fraction 0 (say) with it")
 
 
 @dataclass(frozen=True)

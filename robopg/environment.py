@@ -10,14 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 import envs
+from envs.batched.starts import TASK_AIR_GOAL_FRACTION, EpisodeStarts
 from envs.history import HistoryStack
 from envs.rewards import RewardScales, ShapedReward, StagedReward, StagedScales
 from robopg.config import EnvConfig, Reward
 
 
-def make_training_env(cfg: EnvConfig, num_envs: int, seed: int) -> Any:
-    """num_envs environments of ``cfg.task`` with the run's randomisation and wrappers (env i seeded seed + i)."""
-    env = envs.make_vec(cfg.task, num_envs, seed=seed, randomization=cfg.randomization, backend=cfg.backend.value)
+def make_training_env(cfg: EnvConfig, num_envs: int, seed: int, progress_steps: int = 0) -> Any:
+    """num_envs environments of ``cfg.task`` with the run's randomisation and wrappers (env i seeded seed + i);
+    progress_steps: env steps trained so far (where the training-only start ramps stand)."""
+    env = envs.make_vec(cfg.task, num_envs, seed=seed, randomization=cfg.randomization, backend=cfg.backend.value,
+                        starts=episode_starts(cfg, progress_steps))
     if cfg.reward is Reward.SHAPED:
         scales = RewardScales(reach=cfg.reach_scale, goal=cfg.goal_scale, success=cfg.success_scale,
                               reach_offset=cfg.reach_offset)
@@ -37,3 +40,12 @@ def staged_scales(cfg: EnvConfig) -> StagedScales:
         success=cfg.success_scale, reach_offset=cfg.reach_offset, sharpness=cfg.reward_sharpness,
         reached_distance=cfg.reached_distance, place_gate=cfg.place_gate.value, lift_height=cfg.lift_height,
     )
+
+
+def episode_starts(cfg: EnvConfig, progress_steps: int) -> EpisodeStarts:
+    """The training-only episode starts after ``progress_steps`` env steps (the in-air goal ramp moves with it)."""
+    air = None if cfg.air_goal_fraction < 0 else cfg.air_goal_fraction
+    if air is not None and cfg.air_goal_ramp_steps > 0:
+        ramp = min(1.0, progress_steps / cfg.air_goal_ramp_steps)
+        air = air + ramp * (TASK_AIR_GOAL_FRACTION - air)
+    return EpisodeStarts(near_grasp=cfg.near_grasp_fraction, air_goal=air)

@@ -32,7 +32,7 @@ from robopg.checkpoint import (
 from robopg.collector import Collector
 from robopg.config import Algo, EnvConfig, TrainConfig
 from robopg.curriculum import RandomizationRamp
-from robopg.environment import make_training_env
+from robopg.environment import episode_starts, make_training_env
 from robopg.logger import MetricsLogger
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import RolloutStorage
@@ -179,7 +179,7 @@ class Trainer:
 
             return train_async(self)
         logger = MetricsLogger(self.run_dir)
-        self.env = make_training_env(cfg.env, cfg.env.num_envs, seed=cfg.run.seed)
+        self.env = make_training_env(cfg.env, cfg.env.num_envs, seed=cfg.run.seed, progress_steps=self.global_step)
         ranges = self.adr if self.adr is not None else self.curriculum  # who sets the randomisation ranges
         collector = Collector(self.env, self.policy, self.storage, self.facts["success_key"], listener=ranges)
         if ranges is not None:
@@ -211,6 +211,10 @@ class Trainer:
                 )
                 if self.curriculum is not None:
                     self.curriculum.advance(self.env, self.cfg.batch_size, metrics["success_rate"])
+                if cfg.env.air_goal_ramp_steps:
+                    starts = episode_starts(cfg.env, self.global_step)
+                    self.env.unwrapped.set_starts(starts)
+                    metrics["air_goal_fraction"] = float(starts.air_goal)
                 if ranges is not None:
                     metrics.update(ranges.metrics())
                 logger.log(self.global_step, metrics)

@@ -20,13 +20,14 @@ def sample_object_xy(task: FetchTask, rng: np.random.Generator) -> np.ndarray:
     return xy
 
 
-def sample_goal(task: FetchTask, rng: np.random.Generator) -> np.ndarray:
-    """(3,) goal: around the gripper's start (FetchReach), or on the table (and, for PickAndPlace, half the
-    time up to 0.45 m above it) around the gripper plus the task's target offset."""
+def sample_goal(task: FetchTask, rng: np.random.Generator, air_fraction: float = 0.5) -> np.ndarray:
+    """(3,) goal: around the gripper's start (FetchReach), or on the table (and, for PickAndPlace, a fraction
+    air_fraction of the time, the task's own being half, up to 0.45 m above it) around the gripper plus the task's
+    target offset. The draws are the same whatever air_fraction is, so the rest of the stream is unchanged."""
     goal = task.initial_gripper_xpos[:3] + rng.uniform(-task.target_range, task.target_range, size=3)
     if task.has_object:
         goal += task.target_offset
         goal[2] = task.height_offset
-        if task.target_in_the_air and rng.uniform() < 0.5:
+        if task.target_in_the_air and rng.uniform() < air_fraction:
             goal[2] += rng.uniform(0, 0.45)
     return goal

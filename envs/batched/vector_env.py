@@ -27,6 +27,7 @@ from envs.batched.engine import RolloutEngine
 from envs.batched.fetch_task import POS_STEP, FetchTask
 from envs.batched.observations import goal_distance, observe, reward, success
 from envs.batched.sampling import sample_goal, sample_object_xy
+from envs.batched.starts import START_SALT, EpisodeStarts, held_object_state
 from envs.contacts import GRASPED
 from envs.domain_randomization import (
     CLEAN_OBS,
@@ -49,7 +50,7 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
     """num_envs environments of one Fetch task, stepped together.
 
     spec: randomisation spec (already merged with any profile). nthread: native physics threads (default: all
-    cores, at most num_envs). Observations (num_envs, obs_dim) float32, actions (num_envs, 4).
+    cores, at most num_envs). starts: training-only episode starts (envs/batched/starts.py; default: the task's). Observations (num_envs, obs_dim) float32, actions (num_envs, 4).
     Attributes: inactive_parameters, active_parameters (as DomainRandomization: the order of
     infos["privileged_params"], (N, P) float32), engine (RolloutEngine).
     """
@@ -57,7 +58,8 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
     def __init__(
-        self, task: str, num_envs: int, seed: int, spec: RandomizationSpec, nthread: int | None = None
+        self, task: str, num_envs: int, seed: int, spec: RandomizationSpec, nthread: int | None = None,
+        starts: EpisodeStarts | None = None,
     ):
         if num_envs < 1:
             raise ValueError(f"num_envs is {num_envs}; use num_envs >= 1")
@@ -90,6 +92,10 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
         if nthread is None:
             nthread = min(os.cpu_count() or 1, n)
         self.engine = RolloutEngine(fetch, models, nthread)
+        self.starts = starts or EpisodeStarts()
+        self.starts.check(fetch)
+        self._held_state = held_object_state(fetch) if self.starts.near_grasp > 0 else None
+        self._start_rngs = [np.random.default_rng([seed + i, START_SALT]) for i in range(n)]
 
         self.goal = np.zeros((n, 3))
         self.elapsed = np.zeros(n, dtype=np.int64)
@@ -187,6 +193,13 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
         """Whether infos carry "grasped" (tasks with an object and free fingers: FetchPickAndPlace)."""
         return self.fetch.has_object and not self.fetch.block_gripper
 
+    def set_starts(self, starts: EpisodeStarts) -> None:
+        """Episodes starting after this call use ``starts`` (a ramp of the in-air goal fraction, say)."""
+        starts.check(self.fetch)
+        if starts.near_grasp > 0 and self._held_state is None:
+            self._held_state = held_object_state(self.fetch)
+        self.starts = starts
+
     def set_env_spec(self, i: int, spec: RandomizationSpec) -> None:
         """Environment i samples its next episodes from `spec` (same parameters as at construction, see
         domain_randomization.respec); its running episode is unchanged."""
@@ -214,12 +227,16 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
             values.append(self._new_episode(i, seed))
             if seed is not None or self._task_rngs[i] is None:
                 self._task_rngs[i] = seeding.np_random(seed)[0]
+            if seed is not None:
+                self._start_rngs[i] = np.random.default_rng([seed, START_SALT])
             rng = self._task_rngs[i]
             if fetch.has_object:
                 qpos[k, fetch.object_qposadr : fetch.object_qposadr + 2] = sample_object_xy(fetch, rng)
                 # Resting on the table: the start height follows table_height and object_size.
                 qpos[k, fetch.object_qposadr + 2] += self.dynamics[i].object_start_shift
-            self.goal[i] = sample_goal(fetch, rng)
+            self.goal[i] = sample_goal(fetch, rng, self.starts.air_goal_fraction(fetch))
+            if self._held_state is not None and self._start_rngs[i].random() < self.starts.near_grasp:
+                states[k] = self._held_state
         self.engine.reset(idx, states)
         self.elapsed[idx] = 0
         obs = observe(self.engine, self.goal, np.empty_like(self._obs))

@@ -25,7 +25,7 @@ CASES = [
 ]
 
 
-def train_and_deploy(tmp_path, algo: str, steps: int, section: dict, seed: int = 0, num_envs: int = 8):
+def train_and_deploy(tmp_path, algo: str, steps: int, section: dict, num_envs: int = 8, seed: int = 0):
     cfg = TrainConfig().replace({
         "env": {"task": TASK, "num_envs": num_envs, "randomization": "none"},
         "run": {"algo": algo, "total_steps": steps, "seed": seed, "checkpoint_every": 0},
@@ -43,11 +43,12 @@ def test_algorithm_learns_and_deploys(tmp_path, algo, steps, section, threshold)
     assert result.fallbacks == 0
 
 
+# steps, section overrides, num_envs
+A3C_CASE = (60_000, {"gamma": 0.99, "advantage": "gae", "rollout_steps": 16, "workers": 2}, 16)
+
+
 def test_a3c_learns_and_deploys(tmp_path):
     # Hogwild updates interleave nondeterministically, so A3C gets a larger batch per worker and a threshold
     # at ~5x the untrained return; measured 70-1000 over four runs.
-    result = train_and_deploy(
-        tmp_path, "a3c", 60_000, {"gamma": 0.99, "advantage": "gae", "rollout_steps": 16, "workers": 2},
-        num_envs=16,
-    )
+    result = train_and_deploy(tmp_path, "a3c", *A3C_CASE)
     assert result.mean_return >= 50.0, result

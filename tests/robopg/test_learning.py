@@ -6,15 +6,27 @@ from robopg.export import export_policy
 from robopg.trainer import Trainer
 
 
-def test_ppo_reaches_the_goal_on_fetch_reach(tmp_path):
-    cfg = TrainConfig(
+def reach_config(seed: int = 0) -> TrainConfig:
+    return TrainConfig(
         env=EnvConfig(task="FetchReachDense-v4", num_envs=16, randomization="none"),
-        run=RunConfig(total_steps=32_768, seed=0, checkpoint_every=0),
+        run=RunConfig(total_steps=32_768, seed=seed, checkpoint_every=0),
     )
-    before = export_policy(_train(cfg, tmp_path / "untrained", steps=1), tmp_path / "untrained.onnx")
-    untrained = evaluate_policy(before.path, profile="nominal", episodes=20, seed=1234)
-    trained = evaluate_policy(export_policy(_train(cfg, tmp_path / "run"), tmp_path / "p.onnx").path,
-                              profile="nominal", episodes=20, seed=1234)
+
+
+def trained_success(tmp_path, seed: int = 0) -> float:
+    """Success of the trained, exported policy (scripts/learning_spread.py measures it over seeds)."""
+    return _evaluate(_train(reach_config(seed), tmp_path / "run"), tmp_path).success_rate
+
+
+def _evaluate(run_dir, tmp_path):
+    exported = export_policy(run_dir, tmp_path / f"{run_dir.name}.onnx").path
+    return evaluate_policy(exported, profile="nominal", episodes=20, seed=1234)
+
+
+def test_ppo_reaches_the_goal_on_fetch_reach(tmp_path):
+    cfg = reach_config()
+    untrained = _evaluate(_train(cfg, tmp_path / "untrained", steps=1), tmp_path)
+    trained = _evaluate(_train(cfg, tmp_path / "run"), tmp_path)
     assert untrained.success_rate <= 0.2
     assert trained.success_rate >= 0.9, trained
     assert trained.mean_return > untrained.mean_return + 5.0
