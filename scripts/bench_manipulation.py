@@ -1,0 +1,230 @@
+"""Manipulation benchmark: train each preset, export it, and deploy the file into every shipped reality profile.
+
+For each preset (robopg/presets/) and seed this trains two runs through the `robopg` CLI, with the same budget:
+
+    randomized   the preset as shipped (wide randomisation, ramped in by its curriculum)
+    none         the same recipe without randomisation (--randomization none --no-curriculum)
+
+exports each to ONNX, and evaluates the file through the controller runtime (`robopg.evaluate.evaluate_policy`,
+the robot's code path, deterministic actions, 50 episodes per cell, evaluation seed 10000) in the preset's
+training distribution (its full-width spec) and under every shipped profile (envs/profiles/). Success is
+gymnasium-robotics' own is_success at the end of the task's 50 steps with its own goal distribution: the
+training-only exploration options (near-grasp starts, in-air goal ramp) are never used in evaluation.
+
+    python scripts/bench_manipulation.py --presets fetch-push --seeds 0 1        # ~35 min a run on 2 cores
+    python scripts/bench_manipulation.py --presets fetch-pick-and-place --seeds 0
+    python scripts/bench_manipulation.py --report-only                              # tables and plot from runs/
+
+Runs live in --runs-dir (default runs/bench_manipulation/PRESET/VARIANT_sSEED); a finished run (final.pt) is
+reused and an interrupted one is resumed, so the benchmark can be stopped and restarted (or its runs trained in
+the background by hand with the command it prints). Writes docs/bench_manipulation.json (every cell, curves),
+docs/bench_manipulation.md (tables, settings, commands) and docs/bench_manipulation.png (learning curves
+against env steps and wall-clock minutes, success per profile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import envs
+from robopg.config import resolve_config
+from robopg.evaluate import evaluate_policy
+from robopg.export import export_policy
+from robopg.logger import read_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = {
+    "randomized": (),
+    "none": ("--randomization", "none", "--no-curriculum"),
+}
+TRAINING = "training"  # the cell of the preset's own (full-width) training distribution
+EVAL_SEED = 10_000
+TARGETS = {  # preset -> (training distribution, every profile), from the manipulation issue
+    "fetch-push": (0.90, 0.80),
+    "fetch-pick-and-place": (0.80, 0.70),
+    "fetch-reach": (0.95, 0.90),
+}
+
+
+def run_dir(root: Path, preset: str, variant: str, seed: int) -> Path:
+    return root / preset / f"{variant}_s{seed}"
+
+
+def train_command(preset: str, variant: str, seed: int, out: Path, steps: int | None) -> list[str]:
+    command = [sys.executable, "-m", "robopg", "train", "--preset", preset, "--seed", str(seed), "--no-progress",
+               *VARIANTS[variant]]
+    if steps is not None:
+        command += ["--total-steps", str(steps)]
+    if (out / "latest.pt").is_file() or (out / "final.pt").is_file():
+        return command[:3] + ["--resume", str(out), "--no-progress"] + (
+            ["--total-steps", str(steps)] if steps is not None else [])
+    return command + ["--out", str(out)]
+
+
+def train(preset: str, variant: str, seed: int, out: Path, steps: int | None) -> None:
+    """Train (or resume) one run to its budget; a run whose final.pt covers the budget is left alone."""
+    if (out / "final.pt").is_file():
+        rows = read_metrics(out)
+        budget = steps or resolve_config(preset, None, {}).run.total_steps
+        if rows and rows[-1]["step"] >= budget:
+            return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = train_command(preset, variant, seed, out, steps)
+    print("$", " ".join(command), flush=True)
+    with open(out.parent / f"{out.name}.log", "a") as log:
+        subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def evaluate(out: Path, preset: str, episodes: int) -> dict[str, dict]:
+    """Export the run and evaluate the file in every cell; cached in RUN_DIR/bench_eval.json."""
+    cache = out / "bench_eval.json"
+    final = out / "final.pt"
+    if cache.is_file() and cache.stat().st_mtime > final.stat().st_mtime:
+        cached = json.loads(cache.read_text())
+        if cached.get("episodes") == episodes:
+            return cached["cells"]
+    policy = export_policy(out, out / "policy.onnx").path
+    spec = resolve_config(preset, None, {}).env.randomization
+    cells = {TRAINING: evaluate_policy(policy, profile=None, randomization=spec, episodes=episodes,
+                                       seed=EVAL_SEED).to_dict()}
+    for profile in envs.list_profiles():
+        cells[profile] = evaluate_policy(policy, profile=profile, episodes=episodes, seed=EVAL_SEED).to_dict()
+    cache.write_text(json.dumps({"episodes": episodes, "cells": cells}, indent=2))
+    return cells
+
+
+def curve(out: Path) -> dict[str, list[float]]:
+    """Training success against env steps and against training minutes (collect + update time per row)."""
+    rows = read_metrics(out)
+    minutes = np.cumsum([r["collect_seconds"] + r["update_seconds"] for r in rows]) / 60.0
+    return {"step": [r["step"] for r in rows], "minutes": minutes.tolist(),
+            "success": [r["success_rate"] for r in rows]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=["fetch-push"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--steps", type=int, help="training budget per run (default: the preset's total_steps)")
+    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per cell")
+    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "bench_manipulation")
+    parser.add_argument("--report-only", action="store_true", help="no training: report the finished runs found")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench_manipulation")
+    args = parser.parse_args()
+
+    results: dict = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}", "episodes": args.episodes,
+                     "eval_seed": EVAL_SEED, "runs": []}
+    for preset in args.presets:
+        for seed in args.seeds:
+            for variant in args.variants:
+                out = run_dir(args.runs_dir, preset, variant, seed)
+                if not args.report_only:
+                    train(preset, variant, seed, out, args.steps)
+                if not (out / "final.pt").is_file():
+                    print(f"skipping {out}: not trained yet", flush=True)
+                    continue
+                cells = evaluate(out, preset, args.episodes)
+                rows = read_metrics(out)
+                results["runs"].append({
+                    "preset": preset, "variant": variant, "seed": seed, "run_dir": str(out),
+                    "steps": rows[-1]["step"], "train_minutes": curve(out)["minutes"][-1],
+                    "success": {cell: r["success_rate"] for cell, r in cells.items()},
+                    "fallbacks": {cell: r["fallbacks"] for cell, r in cells.items()},
+                    "curve": curve(out),
+                })
+                print(f"{preset} {variant} seed {seed}: " + " ".join(
+                    f"{cell}={r['success_rate']:.2f}" for cell, r in cells.items()), flush=True)
+    write_report(results, args.out)
+
+
+def write_report(results: dict, out: Path) -> None:
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    out.with_suffix(".md").write_text(markdown(results))
+    plot(results, out.with_suffix(".png"))
+    print(f"wrote {out}.json, .md, .png")
+
+
+def markdown(results: dict) -> str:
+    cells = [TRAINING, *envs.list_profiles()]
+    lines = ["# Manipulation benchmark", "",
+             "Each cell: success of the exported ONNX file through the controller runtime (`robopg evaluate`'s code "
+             f"path), {results['episodes']} deterministic episodes, evaluation seed {results['eval_seed']}; "
+             "`training` is the preset's own randomisation at full width, the others the shipped reality profiles "
+             "(envs/profiles/). [n] counts the safety layer's fallback ticks where there were any. Machine: "
+             f"{results['machine']}, 2 cores.", "",
+             "Command: `python scripts/bench_manipulation.py --presets PRESET --seeds ...` (see its --help).", ""]
+    header = "| preset | variant | seed | steps | train min | " + " | ".join(cells) + " |"
+    lines += [header, "|" + "---|" * (5 + len(cells))]
+    for run in results["runs"]:
+        row = [run["preset"], run["variant"], str(run["seed"]), f"{run['steps'] / 1e6:.2f}M",
+               f"{run['train_minutes']:.0f}"]
+        for cell in cells:
+            value = run["success"].get(cell)
+            falls = run["fallbacks"].get(cell, 0)
+            row.append("" if value is None else f"{value:.2f}" + (f" [{falls}]" if falls else ""))
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Targets (the manipulation issue): " + "; ".join(
+        f"{p}: >= {a:.2f} in training, >= {b:.2f} under every profile" for p, (a, b) in TARGETS.items()), ""]
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    presets = sorted({r["preset"] for r in results["runs"]})
+    if not presets:
+        return
+    fig, axes = plt.subplots(len(presets), 3, figsize=(16, 4.2 * len(presets)), squeeze=False)
+    colors = {"randomized": "tab:blue", "none": "tab:orange"}
+    cells = [TRAINING, *envs.list_profiles()]
+    for row, preset in enumerate(presets):
+        runs = [r for r in results["runs"] if r["preset"] == preset]
+        for col, x in enumerate(("step", "minutes")):
+            ax = axes[row][col]
+            for run in runs:
+                c = run["curve"]
+                xs = np.asarray(c[x], dtype=float) / (1e6 if x == "step" else 1.0)
+                ys = np.asarray(c["success"], dtype=float)
+                ok = ~np.isnan(ys)
+                ax.plot(xs[ok], _smooth(ys[ok]), color=colors[run["variant"]], alpha=0.85,
+                        label=f"{run['variant']} s{run['seed']}")
+            ax.set_xlabel("env steps (M)" if x == "step" else "training minutes (2 cores)")
+            ax.set_ylabel("training success")
+            ax.set_ylim(0, 1)
+            ax.set_title(f"{preset}: training success")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        ax = axes[row][2]
+        width = 0.8 / max(1, len(runs))
+        for k, run in enumerate(runs):
+            values = [run["success"].get(cell, np.nan) for cell in cells]
+            ax.bar(np.arange(len(cells)) + k * width, values, width, color=colors[run["variant"]],
+                   alpha=0.5 + 0.5 * (k % 2), label=f"{run['variant']} s{run['seed']}")
+        ax.set_xticks(np.arange(len(cells)) + 0.4 - width / 2, cells, rotation=45, ha="right", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{preset}: exported file, success per profile")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def _smooth(y: np.ndarray, k: int = 9) -> np.ndarray:
+    if y.size < k:
+        return y
+    return np.convolve(np.pad(y, (k // 2, k // 2), mode="edge"), np.ones(k) / k, mode="valid")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
