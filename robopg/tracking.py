@@ -86,7 +86,12 @@ class WandbTracker:
         """TensorBoard keeps the randomisation histograms; W&B gets the scalars of metrics.csv only."""
 
     def close(self) -> None:
+        import wandb
+
         self.run.finish()
+        # finish() returns before W&B's service has flushed the run's file; teardown waits for it, so the
+        # record is complete (for `wandb sync`, or a reader) when training returns.
+        wandb.teardown()
 
 
 class MlflowTracker:
@@ -228,5 +233,6 @@ def attach_policy(run: Path, policy: Path) -> list[str]:
         artifact.add_file(str(policy))
         export_run.log_artifact(artifact)
         export_run.finish()
+        wandb.teardown()  # flushed to disk before export returns (see WandbTracker.close)
         lines.append(f"attached {policy.name} to wandb as artefact {artifact.name} (run {export_run.id})")
     return lines
