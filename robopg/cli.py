@@ -1,4 +1,4 @@
-"""``robopg train | export | evaluate``: the command-line contract of DESIGN.md.
+"""``robopg train | export | evaluate | inspect | plot``: the command-line contract of DESIGN.md.
 
 Train flags are generated from the config dataclasses (robopg/config.py), so ``robopg train --help`` lists
 every option with its default and meaning. Precedence: defaults < ``--config FILE`` < flags.
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from robopg.config import SECTIONS, Algo, TrainConfig, field_help, load_config
+from robopg.plot import XAxis
 from robopg.summary import train_summary
 
 
@@ -197,7 +198,7 @@ def _write_json(target: str, document: dict) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from robopg.plot import XAxis, plot_runs
+    from robopg.plot import plot_runs
 
     labels = plot_runs(args.run_dirs, args.out, x=XAxis(args.x), metrics=args.metrics)
     print(f"wrote {args.out}: {len(args.run_dirs)} runs in {len(labels)} groups: {'; '.join(labels)}")
@@ -215,6 +216,54 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         print(f"{args.policy}")
         print(metadata.describe())
     return 0
+
+
+def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    """robopg evaluate: one file or a matrix of files x profiles, optionally a video or a heatmap."""
+    evaluate = sub.add_parser(
+        "evaluate", help="run exported policies through the controller runtime in simulation",
+        description="Run POLICY.onnx through policies_export.Controller (the robot's code path) against the "
+        "simulated task. Several files and/or --profile all (or a directory of profile TOMLs) give one table of "
+        "success, return and fallbacks per profile (--plot: as a heatmap). --video records the first episodes "
+        "(needs the robopg[video] extra and an OpenGL backend: MUJOCO_GL=egl on a GPU, osmesa on a CPU, "
+        "Debian/Ubuntu package libosmesa6).",
+    )
+    evaluate.add_argument("policy", type=Path, nargs="+", help="exported .onnx file(s)")
+    evaluate.add_argument("--task", help="task id (default: the task recorded in the file)")
+    evaluate.add_argument("--profile", default="nominal",
+                          help="reality profile: a shipped name (envs/profiles/), a TOML path, 'none' for none, "
+                          "'all' for every shipped profile, or a directory of profile TOMLs")
+    evaluate.add_argument("--randomization", default="none", help="randomisation spec: none, default or a TOML path")
+    evaluate.add_argument("--episodes", type=int, default=20, help="episodes to run (per profile)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    evaluate.add_argument("--rate", type=float, metavar="HZ",
+                          help="run the control loop in real time at HZ (default: unthrottled, as fast as the sim)")
+    evaluate.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                          help="the result as JSON: printed, or written to PATH")
+    evaluate.add_argument("--plot", type=Path, metavar="PNG",
+                          help="heatmap of success per file and profile (needs robopg[plot])")
+    evaluate.add_argument("--video", type=Path, metavar="OUT",
+                          help="record the first episodes to OUT.mp4 or OUT.gif (needs robopg[video] and OpenGL)")
+    evaluate.add_argument("--video-episodes", type=int, default=2, metavar="K", help="episodes recorded by --video")
+    evaluate.add_argument("--video-size", default="480x480", metavar="WxH", help="frame size of --video")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+
+def _add_plot_parser(sub: argparse._SubParsersAction) -> None:
+    """robopg plot: learning curves of run directories."""
+    plot = sub.add_parser(
+        "plot", help="learning curves of run directories (seeds of one config as mean and band)",
+        description="Overlay metrics.csv columns of RUN_DIRs, one panel per metric; runs that differ only in the "
+        "seed are grouped as mean +- std; ADR runs add their ranges over time. Needs the robopg[plot] extra. "
+        "Example: robopg plot runs/a runs/b --out curves.png --x minutes",
+    )
+    plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories of robopg train")
+    plot.add_argument("--out", type=Path, required=True, help="image to write (PNG, SVG, PDF by the suffix)")
+    plot.add_argument("--x", choices=[axis.value for axis in XAxis], default=XAxis.STEPS.value,
+                      help="x axis: environment steps, or training minutes (collect + update time)")
+    plot.add_argument("--metrics", nargs="+", metavar="COLUMN",
+                      help="metrics.csv columns to plot (default: success_rate episode_return)")
+    plot.set_defaults(func=_cmd_plot)
 
 
 def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
@@ -248,33 +297,7 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
     export.add_argument("--observations", type=int, default=1024, help="observations recorded for the parity check")
     export.set_defaults(func=_cmd_export)
 
-    evaluate = sub.add_parser(
-        "evaluate", help="run exported policies through the controller runtime in simulation",
-        description="Run POLICY.onnx through policies_export.Controller (the robot's code path) against the "
-        "simulated task. Several files and/or --profile all (or a directory of profile TOMLs) give one table of "
-        "success, return and fallbacks per profile (--plot: as a heatmap). --video records the first episodes "
-        "(needs the robopg[video] extra and an OpenGL backend: MUJOCO_GL=egl on a GPU, osmesa on a CPU, "
-        "Debian/Ubuntu package libosmesa6).",
-    )
-    evaluate.add_argument("policy", type=Path, nargs="+", help="exported .onnx file(s)")
-    evaluate.add_argument("--task", help="task id (default: the task recorded in the file)")
-    evaluate.add_argument("--profile", default="nominal",
-                          help="reality profile: a shipped name (envs/profiles/), a TOML path, 'none' for none, "
-                          "'all' for every shipped profile, or a directory of profile TOMLs")
-    evaluate.add_argument("--randomization", default="none", help="randomisation spec: none, default or a TOML path")
-    evaluate.add_argument("--episodes", type=int, default=20, help="episodes to run (per profile)")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode")
-    evaluate.add_argument("--rate", type=float, metavar="HZ",
-                          help="run the control loop in real time at HZ (default: unthrottled, as fast as the sim)")
-    evaluate.add_argument("--json", nargs="?", const="-", metavar="PATH",
-                          help="the result as JSON: printed, or written to PATH")
-    evaluate.add_argument("--plot", type=Path, metavar="PNG",
-                          help="heatmap of success per file and profile (needs robopg[plot])")
-    evaluate.add_argument("--video", type=Path, metavar="OUT",
-                          help="record the first episodes to OUT.mp4 or OUT.gif (needs robopg[video] and OpenGL)")
-    evaluate.add_argument("--video-episodes", type=int, default=2, metavar="K", help="episodes recorded by --video")
-    evaluate.add_argument("--video-size", default="480x480", metavar="WxH", help="frame size of --video")
-    evaluate.set_defaults(func=_cmd_evaluate)
+    _add_evaluate_parser(sub)
 
     inspect = sub.add_parser(
         "inspect", help="print an exported policy's metadata (layout, bounds, rate, provenance, ranges)",
@@ -285,19 +308,7 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print the metadata document as JSON")
     inspect.set_defaults(func=_cmd_inspect)
 
-    plot = sub.add_parser(
-        "plot", help="learning curves of run directories (seeds of one config as mean and band)",
-        description="Overlay metrics.csv columns of RUN_DIRs, one panel per metric; runs that differ only in the "
-        "seed are grouped as mean +- std; ADR runs add their ranges over time. Needs the robopg[plot] extra. "
-        "Example: robopg plot runs/a runs/b --out curves.png --x minutes",
-    )
-    plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories of robopg train")
-    plot.add_argument("--out", type=Path, required=True, help="image to write (PNG, SVG, PDF by the suffix)")
-    plot.add_argument("--x", choices=["steps", "minutes"], default="steps",
-                      help="x axis: environment steps, or training minutes (collect + update time)")
-    plot.add_argument("--metrics", nargs="+", metavar="COLUMN",
-                      help="metrics.csv columns to plot (default: success_rate episode_return)")
-    plot.set_defaults(func=_cmd_plot)
+    _add_plot_parser(sub)
     return parser
 
 

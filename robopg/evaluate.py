@@ -11,6 +11,7 @@ table, the transfer matrix; ``video`` records the first episodes of an evaluatio
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -68,13 +69,11 @@ def evaluate_policy(
     controller = Controller.load(policy_path, safety=safety)
     task = task or controller.metadata.task
     recorder = EpisodeRecorder(video, controller) if video is not None else None
-    try:
-        robot = SimRobot(task, seed=seed, randomization=randomization, profile=profile, observer=recorder)
-    except BaseException:
+    with ExitStack() as closing:  # the robot first, then the recorder (which finishes the file)
         if recorder is not None:
-            recorder.close()
-        raise
-    try:
+            closing.callback(recorder.close)
+        robot = SimRobot(task, seed=seed, randomization=randomization, profile=profile, observer=recorder)
+        closing.callback(robot.close)
         if robot.obs_dim != controller.obs_dim:
             raise ValueError(
                 f"{policy_path} expects {controller.obs_dim} observation values but {task} gives "
@@ -83,10 +82,6 @@ def evaluate_policy(
             )
         loop = LoopConfig(rate_hz=rate_hz, realtime=rate_hz is not None, max_episodes=episodes)
         result = run_loop(controller, robot, loop)
-    finally:
-        robot.close()
-        if recorder is not None:
-            recorder.close()
     if not result.ok:  # ValueError: the CLI prints it as a one-line error with the loop's fix in it
         raise ValueError(f"evaluation of {policy_path} on {task} stopped early: {result.message}")
     summary = result.summary

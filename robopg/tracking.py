@@ -16,6 +16,7 @@ tracked runs and ``robopg export`` attaches the exported file to them (``attach_
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -103,6 +104,8 @@ class MlflowTracker:
         except ImportError:
             raise _missing("mlflow", "mlflow-skinny") from None
         run_cfg = config["run"]
+        # Creating the SQLite tables logs two INFO lines into the middle of the progress bar.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         self.uri = mlflow_uri(run_dir, run_cfg["mlflow_tracking_uri"])
         self.client = MlflowClient(self.uri)
         if state.get("run_id") and state.get("tracking_uri") == self.uri:

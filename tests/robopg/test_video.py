@@ -108,3 +108,20 @@ def test_video_config_parses_and_checks_its_size():
     assert VideoConfig("a.GIF", 1, 64, 48).path.suffix == ".GIF"
     with pytest.raises(ValueError, match="16..4096"):
         VideoConfig("a.mp4", 1, 8, 8)
+
+
+def test_ticks_with_a_safety_intervention_show_the_red_band(reach_policy, tmp_path):
+    # Sensor noise far outside anything the tiny policy's normaliser saw: the range check fires on many ticks.
+    noisy = tmp_path / "very_noisy.toml"
+    noisy.write_text('[observation_noise]\ndistribution = "fixed"\nvalue = 0.3\n')
+    out = tmp_path / "noisy.mp4"
+    done = robopg("evaluate", str(reach_policy), "--episodes", "1", "--profile", str(noisy), "--json",
+                  "--video", str(out), "--video-episodes", "1", "--video-size", "96x96", env=headless())
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    # Only range fallbacks happen here (the file clips its own output; no rate limit), one event per tick.
+    assert result["fallbacks"] == result["interventions"]["obs_out_of_range"] > 5
+    frames = iio.imread(out, plugin="FFMPEG", index=None).astype(int)
+    bottom = frames[:, -6:, :, :].reshape(len(frames), -1, 3)
+    red = (np.median(bottom[..., 0], axis=1) > 150) & (np.median(bottom[..., 1], axis=1) < 100)
+    assert red.sum() == result["fallbacks"] and not red[0]  # the episode's first frame precedes any tick
