@@ -131,6 +131,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.json is not None and args.json.endswith(".onnx"):  # `--json a.onnx b.onnx` took a file as its PATH
+        raise ValueError(f"--json {args.json} would overwrite a policy file with JSON. Fix: put the policy files "
+                         "before --json, or give --json a .json path")
     many_profiles = args.profile == "all" or Path(args.profile).is_dir()
     video = None
     if args.video is not None:

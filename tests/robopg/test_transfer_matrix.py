@@ -73,3 +73,12 @@ def test_several_files_compare_as_a_heatmap(reach_policy, tmp_path):
     assert [r["mean_return"] for r in first] == [r["mean_return"] for r in second]
     # 2.5 in of labels + 1 in per profile wide, 1.8 in + 0.55 in per file high, at 100 dpi.
     assert Image.open(png).size == (round((2.5 + len(first)) * 100), round((1.8 + 2 * 0.55) * 100))
+
+
+def test_json_never_takes_a_policy_file_as_its_path(reach_policy, tmp_path):
+    other = tmp_path / "b.onnx"
+    shutil.copy(reach_policy, other)
+    before = other.read_bytes()
+    failed = robopg("evaluate", str(reach_policy), "--json", str(other), "--episodes", "1")
+    assert failed.returncode == 2 and "would overwrite a policy file" in failed.stderr
+    assert other.read_bytes() == before
