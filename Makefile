@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench-throughput bench-learning clean
+.PHONY: install gl demo test lint bench-throughput bench-learning clean
 
 install: $(STAMP)
 
@@ -14,14 +14,24 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	$(PY) -m pip install --quiet torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -m pip install --quiet -e ".[train,dev]" 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import torch, mujoco, gymnasium_robotics, onnxruntime, stable_baselines3"
+	$(PY) -m pip install --quiet -e ".[train,video,plot,wandb,mlflow,dev]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import torch, mujoco, gymnasium_robotics, onnxruntime, stable_baselines3, imageio_ffmpeg, matplotlib, wandb, mlflow"
 	touch $(STAMP)
+
+# The video tests render offscreen; on a machine without a GPU that needs OSMesa (Debian/Ubuntu: libosmesa6).
+# Installed here when missing and apt-get can (root); otherwise the video tests fail with this install hint.
+gl:
+	@ldconfig -p 2>/dev/null | grep -q libOSMesa || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing libosmesa6 (OSMesa) for the offscreen rendering tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libosmesa6 >/dev/null; } \
+	      || echo "warning: apt-get could not install libosmesa6; the video tests will fail"; \
+	  else echo "warning: no OSMesa; the video tests need it: apt-get install libosmesa6"; fi; }
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
-test: $(STAMP)
+test: $(STAMP) gl
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

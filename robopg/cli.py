@@ -1,4 +1,4 @@
-"""``robopg train | export | evaluate``: the command-line contract of DESIGN.md.
+"""``robopg train | export | evaluate | inspect | plot``: the command-line contract of DESIGN.md.
 
 Train flags are generated from the config dataclasses (robopg/config.py), so ``robopg train --help`` lists
 every option with its default and meaning. Precedence: defaults < ``--config FILE`` < flags.
@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import typing
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from robopg.config import SECTIONS, Algo, field_help, resolve_config
+from robopg.plot import XAxis
+from robopg.summary import train_summary
 
 
 def _flag(name: str, prefix: str = "") -> str:
@@ -36,6 +39,8 @@ def _add_config_flags(parser: argparse.ArgumentParser, algo: Algo) -> None:
         for name, _, help_text, default in field_help(section_cls):
             kind = hints[name]
             shown = default.value if isinstance(default, Enum) else default
+            if isinstance(default, tuple):
+                shown = " ".join(str(x) for x in default)
             kwargs: dict[str, Any] = {"dest": f"{section}.{name}", "default": None,
                                       "help": f"{help_text} (default: {shown})"}
             if kind is not bool:
@@ -46,7 +51,11 @@ def _add_config_flags(parser: argparse.ArgumentParser, algo: Algo) -> None:
                 kwargs["choices"] = [m.value for m in kind]
                 kwargs.pop("metavar")
             elif typing.get_origin(kind) is tuple:
-                kwargs.update(nargs="+", type=typing.get_args(kind)[0])
+                item = typing.get_args(kind)[0]
+                kwargs.update(nargs="+", type=item)
+                if issubclass(item, Enum):  # e.g. --logger tensorboard mlflow
+                    kwargs["choices"] = list(item)
+                    kwargs.pop("metavar")
             else:
                 kwargs["type"] = kind
             group.add_argument(_flag(name, getattr(section_cls, "FLAG_PREFIX", "")), **kwargs)
@@ -100,11 +109,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             )
         cfg = resolve_config(overrides.get("run", {}).get("preset"), args.config, overrides)
         trainer = Trainer(cfg, args.out, progress=not args.no_progress)
-    metrics = trainer.train()
-    print(
-        f"trained {trainer.global_step} steps into {trainer.run_dir}: return {metrics.get('episode_return', float('nan')):.3f}, "
-        f"success {metrics.get('success_rate', float('nan')):.2f}. Export with: robopg export {trainer.run_dir} --out policy.onnx"
-    )
+    start, first_step = time.perf_counter(), trainer.global_step
+    trainer.train()
+    print(train_summary(trainer.run_dir, trainer.global_step - first_step, time.perf_counter() - start))
     return 0
 
 
@@ -117,6 +124,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"on {report.num_observations} recorded observations; {report.metadata.task}, "
         f"{report.metadata.training_steps} training steps"
     )
+    from robopg.tracking import attach_policy
+
+    for line in attach_policy(args.run_dir, report.path):  # the run's W&B / MLflow record gets the file
+        print(line)
     return 0
 
 
@@ -132,14 +143,28 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.json is not None and args.json.endswith(".onnx"):  # `--json a.onnx b.onnx` took a file as its PATH
+        raise ValueError(f"--json {args.json} would overwrite a policy file with JSON. Fix: put the policy files "
+                         "before --json, or give --json a .json path")
+    many_profiles = args.profile == "all" or Path(args.profile).is_dir()
+    video = None
+    if args.video is not None:
+        if len(args.policy) > 1 or many_profiles:
+            raise ValueError("--video records one file under one profile. Fix: pass one POLICY.onnx and one --profile")
+        from robopg.video import VideoConfig, choose_gl_backend, parse_size
+
+        video = VideoConfig(args.video, args.video_episodes, *parse_size(args.video_size))
+        choose_gl_backend()  # before MuJoCo is imported: it binds its GL backend at import
+    if len(args.policy) > 1 or many_profiles or args.plot is not None:
+        return _evaluate_matrix(args)
     from robopg.evaluate import evaluate_policy
 
     profile = None if args.profile == "none" else args.profile
-    result = evaluate_policy(args.policy, task=args.task, profile=profile, randomization=args.randomization,
-                             episodes=args.episodes, seed=args.seed, rate_hz=args.rate)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
+    result = evaluate_policy(args.policy[0], task=args.task, profile=profile, randomization=args.randomization,
+                             episodes=args.episodes, seed=args.seed, rate_hz=args.rate, video=video)
+    if args.json is not None:
+        _write_json(args.json, result.to_dict())
+    if args.json != "-":
         success = "n/a" if result.success_rate is None else f"{result.success_rate:.2f}"
         print(f"{result.task} under profile={result.profile} randomization={result.randomization}, {result.episodes} episodes")
         print(f"  success rate      {success}")
@@ -148,6 +173,50 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  safe-action falls {result.fallbacks}")
         others = {k: n for k, n in result.interventions.items() if n}
         print(f"  interventions     {others or 'none'}")
+    if video is not None:
+        print(f"wrote {video.path}: {result.video_frames} frames of the first {video.episodes} episodes, "
+              f"{video.width}x{video.height}", file=sys.stderr)
+    return 0
+
+
+def _evaluate_matrix(args: argparse.Namespace) -> int:
+    """Several files and/or profiles: one table (profiles x files), optionally as JSON and a heatmap."""
+    from robopg.evaluate import evaluate_matrix, resolve_profiles
+
+    if args.rate is not None:
+        raise ValueError("--rate runs one evaluation in real time. Fix: drop --rate with several files or profiles")
+    matrix = evaluate_matrix(args.policy, resolve_profiles(args.profile), task=args.task,
+                             randomization=args.randomization, episodes=args.episodes, seed=args.seed)
+    if args.json is not None:
+        _write_json(args.json, matrix.to_dict())
+    if args.json != "-":
+        print(f"{args.episodes} episodes per cell, seeds {args.seed}..{args.seed + args.episodes - 1}, "
+              f"randomization={args.randomization}")
+        print(matrix.table())
+    if args.plot is not None:
+        from robopg.plot import plot_matrix
+
+        plot_matrix(matrix, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _write_json(target: str, document: dict) -> None:
+    """--json: '-' prints the document, a path writes it there."""
+    text = json.dumps(document, indent=2)
+    if target == "-":
+        print(text)
+    else:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(text + "\n")
+        print(f"wrote {target}", file=sys.stderr)
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from robopg.plot import plot_runs
+
+    labels = plot_runs(args.run_dirs, args.out, x=XAxis(args.x), metrics=args.metrics)
+    print(f"wrote {args.out}: {len(args.run_dirs)} runs in {len(labels)} groups: {'; '.join(labels)}")
     return 0
 
 
@@ -164,12 +233,60 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    """robopg evaluate: one file or a matrix of files x profiles, optionally a video or a heatmap."""
+    evaluate = sub.add_parser(
+        "evaluate", help="run exported policies through the controller runtime in simulation",
+        description="Run POLICY.onnx through policies_export.Controller (the robot's code path) against the "
+        "simulated task. Several files and/or --profile all (or a directory of profile TOMLs) give one table of "
+        "success, return and fallbacks per profile (--plot: as a heatmap). --video records the first episodes "
+        "(needs the robopg[video] extra and an OpenGL backend: MUJOCO_GL=egl on a GPU, osmesa on a CPU, "
+        "Debian/Ubuntu package libosmesa6).",
+    )
+    evaluate.add_argument("policy", type=Path, nargs="+", help="exported .onnx file(s)")
+    evaluate.add_argument("--task", help="task id (default: the task recorded in the file)")
+    evaluate.add_argument("--profile", default="nominal",
+                          help="reality profile: a shipped name (envs/profiles/), a TOML path, 'none' for none, "
+                          "'all' for every shipped profile, or a directory of profile TOMLs")
+    evaluate.add_argument("--randomization", default="none", help="randomisation spec: none, default or a TOML path")
+    evaluate.add_argument("--episodes", type=int, default=20, help="episodes to run (per profile)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    evaluate.add_argument("--rate", type=float, metavar="HZ",
+                          help="run the control loop in real time at HZ (default: unthrottled, as fast as the sim)")
+    evaluate.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                          help="the result as JSON: printed, or written to PATH")
+    evaluate.add_argument("--plot", type=Path, metavar="PNG",
+                          help="heatmap of success per file and profile (needs robopg[plot])")
+    evaluate.add_argument("--video", type=Path, metavar="OUT",
+                          help="record the first episodes to OUT.mp4 or OUT.gif (needs robopg[video] and OpenGL)")
+    evaluate.add_argument("--video-episodes", type=int, default=2, metavar="K", help="episodes recorded by --video")
+    evaluate.add_argument("--video-size", default="480x480", metavar="WxH", help="frame size of --video")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+
+def _add_plot_parser(sub: argparse._SubParsersAction) -> None:
+    """robopg plot: learning curves of run directories."""
+    plot = sub.add_parser(
+        "plot", help="learning curves of run directories (seeds of one config as mean and band)",
+        description="Overlay metrics.csv columns of RUN_DIRs, one panel per metric; runs that differ only in the "
+        "seed are grouped as mean +- std; ADR runs add their ranges over time. Needs the robopg[plot] extra. "
+        "Example: robopg plot runs/a runs/b --out curves.png --x minutes",
+    )
+    plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories of robopg train")
+    plot.add_argument("--out", type=Path, required=True, help="image to write (PNG, SVG, PDF by the suffix)")
+    plot.add_argument("--x", choices=[axis.value for axis in XAxis], default=XAxis.STEPS.value,
+                      help="x axis: environment steps, or training minutes (collect + update time)")
+    plot.add_argument("--metrics", nargs="+", metavar="COLUMN",
+                      help="metrics.csv columns to plot (default: success_rate episode_return)")
+    plot.set_defaults(func=_cmd_plot)
+
+
 def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="robopg",
         description="Train policy-gradient policies on MuJoCo tasks, export one ONNX file, run it via the controller.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,presets,export,evaluate,inspect}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,presets,export,evaluate,inspect,plot}")
 
     train = sub.add_parser(
         "train", help="train a policy into a run directory",
@@ -199,22 +316,7 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
     export.add_argument("--observations", type=int, default=1024, help="observations recorded for the parity check")
     export.set_defaults(func=_cmd_export)
 
-    evaluate = sub.add_parser(
-        "evaluate", help="run an exported policy through the controller runtime in simulation",
-        description="Run POLICY.onnx through policies_export.Controller (the robot's code path) against the "
-        "simulated task.",
-    )
-    evaluate.add_argument("policy", type=Path, help="exported .onnx file")
-    evaluate.add_argument("--task", help="task id (default: the task recorded in the file)")
-    evaluate.add_argument("--profile", default="nominal",
-                          help="reality profile: a shipped name (envs/profiles/) or a TOML path; 'none' for none")
-    evaluate.add_argument("--randomization", default="none", help="randomisation spec: none, default or a TOML path")
-    evaluate.add_argument("--episodes", type=int, default=20, help="episodes to run")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode")
-    evaluate.add_argument("--rate", type=float, metavar="HZ",
-                          help="run the control loop in real time at HZ (default: unthrottled, as fast as the sim)")
-    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
-    evaluate.set_defaults(func=_cmd_evaluate)
+    _add_evaluate_parser(sub)
 
     inspect = sub.add_parser(
         "inspect", help="print an exported policy's metadata (layout, bounds, rate, provenance, ranges)",
@@ -224,6 +326,8 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
     inspect.add_argument("policy", type=Path, help="exported .onnx file")
     inspect.add_argument("--json", action="store_true", help="print the metadata document as JSON")
     inspect.set_defaults(func=_cmd_inspect)
+
+    _add_plot_parser(sub)
     return parser
 
 

@@ -67,6 +67,19 @@ class Algo(StrEnum):
         return self.value.replace("-", "_")
 
 
+class Tracker(StrEnum):
+    """``--logger``: where each iteration's scalars go besides metrics.csv (robopg/tracking.py)."""
+
+    TENSORBOARD = "tensorboard"  # RUN_DIR/tb event files
+    WANDB = "wandb"  # Weights & Biases; offline by default (RUN_DIR/wandb, `wandb sync` uploads later)
+    MLFLOW = "mlflow"  # MLflow; a SQLite store in RUN_DIR unless mlflow_tracking_uri names another
+
+
+class WandbMode(StrEnum):
+    OFFLINE = "offline"  # no network: the run is written under RUN_DIR/wandb
+    ONLINE = "online"  # streamed to the W&B server (needs a login)
+
+
 class AdvantageEstimator(StrEnum):
     """How A2C/A3C estimate A(x_t, u_t) from a rollout of T steps."""
 
@@ -390,9 +403,23 @@ class RunConfig:
     checkpoint_every: int = option(10, "Write a periodic checkpoint every this many iterations (0: final only).")
     torch_threads: int = option(1, "torch intra-op threads (the environments use the other cores).")
     preset: str = option("", "Start from this shipped recipe (robopg presets lists them); --config and flags override it.")
+    logger: tuple[Tracker, ...] = option(
+        (Tracker.TENSORBOARD,), "Run trackers besides metrics.csv, one or more of tensorboard, wandb, mlflow "
+        "(wandb and mlflow need the robopg[wandb] / robopg[mlflow] extras).")
+    project: str = option("robopg", "W&B project and MLflow experiment the run is recorded in.")
+    wandb_mode: WandbMode = option(WandbMode.OFFLINE, "W&B mode: offline (files under RUN_DIR/wandb, upload later "
+                                   "with `wandb sync`) or online.")
+    mlflow_tracking_uri: str = option("", "MLflow tracking URI; empty: $MLFLOW_TRACKING_URI if set, else a SQLite "
+                                      "store RUN_DIR/mlflow.db.")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "algo", Algo(self.algo))
+        known = [t.value for t in Tracker]
+        unknown = [str(t) for t in self.logger if str(t) not in known]
+        _check(not unknown, f"unknown logger(s) {unknown}; pass --logger with one or more of {known}")
+        object.__setattr__(self, "logger", tuple(dict.fromkeys(Tracker(t) for t in self.logger)))
+        object.__setattr__(self, "wandb_mode", WandbMode(self.wandb_mode))
+        _check(bool(self.project.strip()), "project must not be empty; pass --project robopg, say")
         _check(self.total_steps >= 1, f"total_steps must be >= 1, got {self.total_steps}")
         _check(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         _check(self.torch_threads >= 1, f"torch_threads must be >= 1, got {self.torch_threads}")

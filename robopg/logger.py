@@ -1,25 +1,35 @@
-"""Metrics to ``metrics.csv`` (one row per iteration) and TensorBoard events in the run directory."""
+"""Metrics to ``metrics.csv`` (one row per iteration) and to the run's trackers (TensorBoard, W&B, MLflow)."""
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from torch.utils.tensorboard import SummaryWriter
+
+from robopg.tracking import CONFIG_FILE, RunTracker, open_trackers
 
 
 class MetricsLogger:
-    """Appends rows to metrics.csv (columns fixed by the first row; a resumed run appends) and TensorBoard."""
+    """Appends rows to metrics.csv (columns fixed by the first row; a resumed run appends) and sends the same
+    scalars to each tracker of ``[run] logger`` (robopg/tracking.py).
 
-    def __init__(self, run_dir: Path) -> None:
-        self.csv_path = Path(run_dir) / "metrics.csv"
+    config: the run's resolved configuration (``TrainConfig.to_dict()``); None reads RUN_DIR/config.json,
+    which the trainer writes before logging starts, and without one logs to TensorBoard alone."""
+
+    def __init__(self, run_dir: Path, config: dict[str, Any] | None = None) -> None:
+        run_dir = Path(run_dir)
+        self.csv_path = run_dir / "metrics.csv"
         self.columns: list[str] | None = None
         if self.csv_path.is_file():
             with self.csv_path.open() as f:
                 header = f.readline().strip()
             self.columns = header.split(",") if header else None
-        self.tb = SummaryWriter(log_dir=str(Path(run_dir) / "tb"))
+        if config is None and (run_dir / CONFIG_FILE).is_file():
+            config = json.loads((run_dir / CONFIG_FILE).read_text())
+        self.trackers: list[RunTracker] = open_trackers(run_dir, config or {})
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if self.columns is None:
@@ -29,17 +39,17 @@ class MetricsLogger:
         row = {"step": step, **metrics}
         with self.csv_path.open("a", newline="") as f:
             csv.writer(f).writerow([row.get(c, "") for c in self.columns])
-        for key, value in metrics.items():
-            self.tb.add_scalar(key, value, step)
+        for tracker in self.trackers:
+            tracker.log(step, metrics)
 
     def histograms(self, step: int, values: dict[str, np.ndarray], prefix: str = "randomization") -> None:
         """One TensorBoard histogram per name (e.g. the randomisation values environments were reset with)."""
-        for name, x in values.items():
-            if len(x):
-                self.tb.add_histogram(f"{prefix}/{name}", np.asarray(x, dtype=np.float64), step)
+        for tracker in self.trackers:
+            tracker.histograms(step, values, prefix)
 
     def close(self) -> None:
-        self.tb.close()
+        for tracker in self.trackers:
+            tracker.close()
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:

@@ -11,7 +11,9 @@ ever importing robopg; the runtime imports this module only when ``sim:`` is ask
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +26,10 @@ class SimRobot:
 
     Time is simulated: each ``apply`` advances it by the task's control period, across episodes, so the
     runtime's stale-observation watchdog sees a clock that only moves forward.
+
+    observer: called with the robot after every reset (the first one inside the constructor) and after every
+    step, e.g. to render a frame (robopg/video.py); it reads ``episode``, ``episode_step``,
+    ``episode_return`` and ``last_info``.
     """
 
     def __init__(
@@ -32,6 +38,7 @@ class SimRobot:
         seed: int = 0,
         randomization: str | Path = "none",
         profile: str | Path | None = None,
+        observer: Callable[[SimRobot], None] | None = None,
     ) -> None:
         """Episode i starts from ``reset(seed=seed + i)``, so results are reproducible from ``seed``."""
         self.task = task
@@ -45,11 +52,19 @@ class SimRobot:
         """Return of each finished episode."""
         self.episode_successes: list[float] = []
         """Success (0/1) at the last step of each finished episode; empty for tasks without success."""
+        self.episode = 0
+        """Index of the current episode, from 0."""
+        self.episode_step = 0
+        """Steps taken in the current episode."""
+        self.episode_return = 0.0
+        """Reward summed over the current episode so far."""
+        self.last_info: dict[str, Any] = {}
+        """The info of the last reset or step."""
+        self.observer = observer
         self._time = 0.0
-        self._episode = 0
-        self._return = 0.0
         self._done = False
-        self._obs, _ = self.env.reset(seed=seed)
+        self._obs, self.last_info = self.env.reset(seed=seed)
+        self._notify()
 
     @property
     def obs_dim(self) -> int:
@@ -62,15 +77,24 @@ class SimRobot:
     def apply(self, action: np.ndarray) -> None:
         """Step the simulator with ``action``: (act_dim,), within the task's bounds."""
         if self._done:
-            raise RuntimeError(f"{self.task}: episode {self._episode} is over; call reset() before apply()")
+            raise RuntimeError(f"{self.task}: episode {self.episode} is over; call reset() before apply()")
         self._obs, reward, terminated, truncated, info = self.env.step(action)
         self._time += self.control_dt
-        self._return += float(reward)
+        self.episode_step += 1
+        self.episode_return += float(reward)
+        self.last_info = info
         if terminated or truncated:
             self._done = True
-            self.episode_returns.append(self._return)
+            self.episode_returns.append(self.episode_return)
             if SUCCESS_KEY in info:
                 self.episode_successes.append(float(info[SUCCESS_KEY]))
+        self._notify()
+
+    @property
+    def success(self) -> float | None:
+        """The task's success signal at the last reset or step (0/1); None for tasks without one."""
+        value = self.last_info.get(SUCCESS_KEY)
+        return None if value is None else float(value)
 
     def time(self) -> float:
         """Simulated seconds since construction at the current observation."""
@@ -80,10 +104,16 @@ class SimRobot:
         return self._done
 
     def reset(self) -> None:
-        self._episode += 1
-        self._obs, _ = self.env.reset(seed=self.seed + self._episode)
-        self._return = 0.0
+        self.episode += 1
+        self._obs, self.last_info = self.env.reset(seed=self.seed + self.episode)
+        self.episode_step = 0
+        self.episode_return = 0.0
         self._done = False
+        self._notify()
+
+    def _notify(self) -> None:
+        if self.observer is not None:
+            self.observer(self)
 
     def close(self) -> None:
         self.env.close()

@@ -15,7 +15,7 @@ TINY = TrainConfig(
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # a frozen constant: module fixtures may build on it
 def tiny_config() -> TrainConfig:
     return TINY
 
