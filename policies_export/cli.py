@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from importlib import metadata as dist_metadata
 
-from policies_export.errors import LogFileError, PolicyFileError
+from policies_export.errors import LogFileError, PolicyFileError, notes_to_stderr
 from policies_export.loop import LoopConfig, run_loop
 from policies_export.replay import ReplayRobot
 from policies_export.robot import Robot
@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prog = "robopg-controller"
+    notes_to_stderr(prog)
     try:
         options = _parse_options(args.robot_option)
         safety = SafetyConfig(

@@ -20,6 +20,7 @@ Written by ``robopg export`` (via ``PolicyMetadata(...).to_json()``), read by ``
       "observation_low": [0.41, ...],       (optional: obs_dim values, see below)
       "observation_high": [2.29, ...],
       "history": {"observations": 3, "actions": 2}   (optional, see below)
+      "sha256": "9f2c...64 hex digits"                 (optional, see below)
     }
 
 ``observation_low`` / ``observation_high`` (optional, added without a version bump) are the range of each flat
@@ -30,6 +31,10 @@ without them load, and the range check is then off.
 observations and the last M actions sent, newest last in each part (``envs/history.py`` builds it in training,
 ``Controller.act`` on the robot): ``K * obs_dim + M * act_dim`` values. The robot still sends one observation
 per tick. Files without it have no history (K = 1, M = 0); the key is written only when there is one.
+
+``sha256`` (optional, added without a version bump): the file's integrity digest, written by ``robopg export`` and
+checked by ``Controller.load`` (``policies_export/integrity.py`` defines what it covers). Files without it load
+with a ``PolicyFileWarning``.
 
 Keys not listed above are ignored, so a later robopg may add fields without bumping the format
 version; removing or changing the meaning of a field needs ``FORMAT_VERSION + 1``.
@@ -126,6 +131,9 @@ class PolicyMetadata:
     history: History = dataclasses.field(default_factory=History)
     """Observations and past actions the graph's input stacks (see the module docstring); none in older files.
     A JSON object ``{"observations": K, "actions": M}`` is accepted and turned into ``History``."""
+    sha256: str | None = None
+    """The file's integrity digest (64 lowercase hex digits, integrity.py), None in older files. On metadata that
+    export has not stamped yet it is ``integrity.PLACEHOLDER``."""
 
     def __post_init__(self) -> None:
         # Normalise containers (lists from JSON or from the exporter) to tuples, checking types as we go.
@@ -149,6 +157,8 @@ class PolicyMetadata:
         _check_str("exported_at", self.exported_at)
         self._check_observation_range()
         object.__setattr__(self, "history", _check_history(self.history))
+        if self.sha256 is not None:
+            _check_str("sha256", self.sha256)
 
         if len(self.action_low) != len(self.action_high):
             raise PolicyFileError(
@@ -249,6 +259,8 @@ class PolicyMetadata:
             doc["observation_high"] = list(self.observation_high)
         if self.history.stacked:
             doc["history"] = self.history.to_dict()
+        if self.sha256 is not None:
+            doc["sha256"] = self.sha256
         return json.dumps(doc, sort_keys=True, allow_nan=False)
 
     def describe(self) -> str:
@@ -279,6 +291,7 @@ class PolicyMetadata:
             f"action            {self.act_dim} values, bounds {bounds}",
             f"history           {self.history_str()}",
             f"parity            max |torch - onnxruntime| = {self.parity_max_abs_diff:.2e} at export",
+            f"integrity         {_integrity_str(self.sha256)}",
             f"randomisation     {', '.join(randomized) or 'none'}",
             f"exported          {self.exported_at} by robopg {self.robopg_version} "
             f"(format_version {self.format_version})",
@@ -335,8 +348,14 @@ class PolicyMetadata:
 
 
 _FIELD_NAMES: tuple[str, ...] = tuple(PolicyMetadata.__dataclass_fields__)
-_OPTIONAL_FIELDS: frozenset[str] = frozenset({"observation_low", "observation_high", "history"})
+_OPTIONAL_FIELDS: frozenset[str] = frozenset({"observation_low", "observation_high", "history", "sha256"})
 _REQUIRED_FIELDS: tuple[str, ...] = tuple(name for name in _FIELD_NAMES if name not in _OPTIONAL_FIELDS)
+
+
+def _integrity_str(sha256: str | None) -> str:
+    if sha256 is None:
+        return "no digest (exported before robopg recorded one: corruption cannot be detected; re-export)"
+    return f"sha256 {sha256} (checked when the file was loaded)"
 
 
 def _runtime_version() -> str:

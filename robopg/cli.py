@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from policies_export.errors import notes_to_stderr
 from robopg.config import SECTIONS, Algo, TrainConfig, field_help, load_config
 
 
@@ -215,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     algo = selected_algo(argv) if argv[:1] == ["train"] else Algo.PPO
     args = build_parser(algo).parse_args(argv)
+    notes_to_stderr(f"robopg {args.command}")
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:

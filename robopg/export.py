@@ -1,11 +1,15 @@
 """Export a trained run to one self-describing ONNX file, and refuse to write one that disagrees with torch.
 
-The graph maps raw observations to robot actions: normaliser -> actor MLP mean -> clip to [-1, 1] -> affine map
-onto the action bounds. Its ``metadata_props["robopg"]`` is the JSON of ``policies_export.PolicyMetadata``.
+The graph maps raw observations to robot actions: normaliser -> actor MLP mean (+ ``action_probe``, zeros) -> clip
+to [-1, 1] -> affine map onto the action bounds. Its ``metadata_props["robopg"]`` is the JSON of
+``policies_export.PolicyMetadata``, with the file's sha256 digest (policies_export/integrity.py). The probe is an
+overridable initializer: ``Controller.load`` feeds it +-1e20 to run the clip and compare the graph's action range
+with the metadata's bounds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import tempfile
@@ -20,8 +24,9 @@ from torch import nn
 
 import envs
 import robopg
-from policies_export import FORMAT_VERSION, METADATA_KEY, Controller, PolicyMetadata
+from policies_export import FORMAT_VERSION, METADATA_KEY, Controller, PolicyMetadata, integrity
 from policies_export.metadata import History
+from policies_export.runtime import ACTION_PROBE
 from policies_export.safety import SafetyConfig
 from robopg.checkpoint import FINAL, LATEST, atomic_write_bytes, load_checkpoint
 from robopg.config import EnvConfig, TrainConfig
@@ -44,9 +49,12 @@ class DeployedPolicy(nn.Module):
     def __init__(self, policy: GaussianActorCritic) -> None:
         super().__init__()
         self.policy = policy
+        # Zeros: no effect on the actions. Made overridable in the file (add_probe_input) for the runtime's check.
+        self.register_buffer(ACTION_PROBE, torch.zeros(policy.act_dim))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.policy.deterministic_action(obs)
+        mean = self.policy.actor(self.policy.normalizer(obs))
+        return self.policy.to_env_action(mean + getattr(self, ACTION_PROBE))
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,13 @@ def to_onnx_bytes(policy: GaussianActorCritic) -> bytes:
     return buffer.getvalue()
 
 
+def add_probe_input(model: onnx.ModelProto) -> None:
+    """List the ``action_probe`` initializer among the graph's inputs too, which makes it overridable at run time
+    (ONNX IR >= 4: an initializer that is also an input is a default value, not a constant)."""
+    [probe] = [init for init in model.graph.initializer if init.name == ACTION_PROBE]
+    model.graph.input.append(onnx.helper.make_tensor_value_info(ACTION_PROBE, probe.data_type, list(probe.dims)))
+
+
 def max_abs_diff(path: Path, policy: GaussianActorCritic, observations: np.ndarray) -> float:
     """Largest |torch - onnxruntime| over the observations, through the robot's own Controller."""
     with torch.no_grad():
@@ -149,6 +164,7 @@ def export_policy(
     facts = state["task"]
     observations = record_observations(policy, cfg.env, num_observations, seed=cfg.run.seed + 104_729)
     model = onnx.load_from_string(to_onnx_bytes(policy))
+    add_probe_input(model)
     layout = tuple((name, int(size)) for name, size in facts["layout"])
     history = History(observations=cfg.env.obs_history, actions=cfg.env.action_history)
     obs_range = observation_range(policy, sum(size for _, size in layout), history)
@@ -171,14 +187,18 @@ def export_policy(
             observation_low=obs_range[0] if obs_range else None,
             observation_high=obs_range[1] if obs_range else None,
             history=history,
+            sha256=integrity.PLACEHOLDER,
         )
 
-    def write(path: Path, metadata: PolicyMetadata) -> None:
+    def write(path: Path, metadata: PolicyMetadata) -> PolicyMetadata:
+        """Write the model with ``metadata``, stamped with the file's digest; returns the metadata as written."""
         del model.metadata_props[:]
         entry = model.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, metadata.to_json()
         onnx.checker.check_model(model, full_check=True)
-        atomic_write_bytes(path, lambda f: f.write(model.SerializeToString()))
+        data, digest = integrity.stamp(model.SerializeToString())
+        atomic_write_bytes(path, lambda f: f.write(data))
+        return dataclasses.replace(metadata, sha256=digest)
 
     # Measure through a probe file loaded by the robot's own Controller, then write the real file with the
     # figure in it. The graph does not change with the metadata; measuring the written file again checks that.
@@ -191,8 +211,7 @@ def export_policy(
             f"onnxruntime output differs from torch by {parity:.3g} (> {tolerance:g}) on {len(observations)} "
             f"recorded observations; no file written. Check for unsupported ops or extreme normaliser statistics."
         )
-    metadata = metadata_with(parity)
-    write(out, metadata)
+    metadata = write(out, metadata_with(parity))
     recheck = max_abs_diff(out, policy, observations)
     if recheck != parity:
         out.unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from policy_fixtures import ACTION_HIGH, ACTION_LOW, expected_action, make_metadata
 
 from policies_export import Controller, ObservationError, PolicyFileError
+from policies_export.integrity import PLACEHOLDER
 from policies_export.safety import SafetyConfig
 
 OBS = np.array([0.5, -1.0, 0.25, 2.0, -0.5])  # float64 on purpose: act() accepts any real dtype
@@ -22,7 +24,8 @@ HUGE_OBS = np.array([100.0, 0.0, 0.0, 0.0, 0.0])
 
 def test_load_exposes_metadata_and_bounds(policy_path: Path) -> None:
     ctrl = Controller.load(policy_path)
-    assert ctrl.metadata == make_metadata()
+    assert dataclasses.replace(ctrl.metadata, sha256=None) == make_metadata()
+    assert ctrl.digest_verified and ctrl.bounds_verified
     assert ctrl.layout == (("joint_pos", 3), ("goal", 2))
     assert (ctrl.obs_dim, ctrl.act_dim) == (5, 2)
     assert ctrl.action_low.dtype == np.float32 and ctrl.action_high.dtype == np.float32
@@ -125,7 +128,7 @@ def test_onnx_without_robopg_metadata(write_policy: Callable[..., Path]) -> None
 
 def test_unknown_format_version(write_policy: Callable[..., Path]) -> None:
     path = write_policy(
-        metadata=make_metadata().to_json().replace('"format_version": 1', '"format_version": 99')
+        metadata=make_metadata(sha256=PLACEHOLDER).to_json().replace('"format_version": 1', '"format_version": 99')
     )
     with pytest.raises(
         PolicyFileError, match=r"format_version 99 is not supported; .* reads format_version 1\. Upgrade"
@@ -134,7 +137,7 @@ def test_unknown_format_version(write_policy: Callable[..., Path]) -> None:
 
 
 def test_metadata_missing_a_field(write_policy: Callable[..., Path]) -> None:
-    text = make_metadata().to_json().replace('"control_rate_hz": 25.0, ', "")
+    text = make_metadata(sha256=PLACEHOLDER).to_json().replace('"control_rate_hz": 25.0, ', "")
     assert "control_rate_hz" not in text
     path = write_policy(metadata=text)
     with pytest.raises(PolicyFileError, match=rf"^{path}: .*missing field\(s\) 'control_rate_hz'; re-export"):

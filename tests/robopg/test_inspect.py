@@ -56,12 +56,17 @@ def test_inspect_says_when_a_file_has_no_ranges(exported, tmp_path):
     model = onnx.load(exported.path)
     doc = json.loads(model.metadata_props[0].value)
     del doc["observation_low"], doc["observation_high"]  # what robopg wrote before ranges existed
+    del doc["sha256"]  # ... and before digests: an edited file with its digest would be refused
     model.metadata_props[0].value = json.dumps(doc)
     older = tmp_path / "older.onnx"
     onnx.save(model, older)
     done = robopg("inspect", str(older))
     assert done.returncode == 0, done.stderr
     assert "no training ranges in this file: the safety layer's range check is off" in done.stdout
+    # Loads, with one line saying it cannot be checked for corruption and how to fix that.
+    [note] = done.stderr.splitlines()
+    assert note.startswith(f"robopg inspect: note: {older}: no integrity digest") and "re-export" in note
+    assert "no digest (exported before robopg recorded one" in done.stdout
 
 
 def test_inspect_of_a_bad_file_names_it_and_the_fix(tmp_path):
