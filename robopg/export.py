@@ -28,7 +28,14 @@ from policies_export import FORMAT_VERSION, METADATA_KEY, Controller, PolicyMeta
 from policies_export.metadata import History
 from policies_export.runtime import ACTION_PROBE
 from policies_export.safety import SafetyConfig
-from robopg.checkpoint import FINAL, LATEST, atomic_write_bytes, load_checkpoint
+from robopg.checkpoint import (
+    FINAL,
+    LATEST,
+    RunCheckpoint,
+    atomic_write_bytes,
+    load_checkpoint,
+    load_run_checkpoint,
+)
 from robopg.config import EnvConfig, TrainConfig
 from robopg.environment import make_training_env
 from robopg.modules.actor_critic import GaussianActorCritic
@@ -39,7 +46,7 @@ OPSET = 17
 
 
 class ExportError(RuntimeError):
-    """Export refused to write a file (parity above tolerance, bad run directory)."""
+    """Export refused to write a file (parity above tolerance); an unusable checkpoint raises CheckpointError."""
 
 
 class DeployedPolicy(nn.Module):
@@ -65,19 +72,18 @@ class ExportReport:
     metadata: PolicyMetadata
 
 
-def find_checkpoint(run_dir: Path) -> Path:
-    """final.pt if training finished, else the latest periodic checkpoint; a .pt path is taken as is."""
+def find_checkpoint(run_dir: Path) -> RunCheckpoint:
+    """final.pt if training finished, else latest.pt, else the newest intact periodic checkpoint (robopg/checkpoint.py
+    says which are passed over and why); a .pt path is taken as is. Raises CheckpointError (a ValueError)."""
+    run_dir = Path(run_dir)
     if run_dir.is_file():
-        return run_dir
-    for name in (FINAL, LATEST):
-        if (run_dir / name).is_file():
-            return run_dir / name
-    raise ExportError(f"{run_dir} holds no checkpoint ({FINAL} or {LATEST}); pass the --out directory of robopg train")
+        return RunCheckpoint(run_dir, load_checkpoint(run_dir))
+    return load_run_checkpoint(run_dir, (FINAL, LATEST))
 
 
 def load_trained_policy(run_dir: Path) -> tuple[GaussianActorCritic, dict]:
     """The policy of a run (eval mode) and its checkpoint state."""
-    state = load_checkpoint(find_checkpoint(run_dir))
+    state = find_checkpoint(run_dir).state
     cfg = TrainConfig.from_dict(state["config"], source=f"{run_dir} checkpoint")
     policy = build_policy(cfg, state["task"])
     policy.load_state_dict(state["policy"])
