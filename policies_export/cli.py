@@ -126,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not send the safe action for observations outside the training range",
     )
     safety.add_argument(
+        "--obs-range-tolerance",
+        type=float,
+        metavar="F",
+        help="accept observation values up to F x max(1, |centre|) beyond their training range (default: the "
+        "file's observation_tolerance, see robopg inspect)",
+    )
+    safety.add_argument(
         "--max-stale-ticks",
         type=int,
         default=SafetyConfig.max_stale_ticks,
@@ -148,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             safe_action=args.safe_action,
             max_action_change=args.max_action_change,
             check_obs_range=not args.no_obs_range_check,
+            obs_range_tolerance=args.obs_range_tolerance,
             max_stale_ticks=args.max_stale_ticks,
         )
         config = LoopConfig(

@@ -104,17 +104,20 @@ class Controller:
         self.bounds_verified = False
         """True when load checked the graph's action range against the metadata (False: no action_probe)."""
         # Preallocated once; act() writes into them instead of building arrays/dicts per tick.
-        # _obs_buf: this tick's raw observation, which the safety layer checks. _input_buf: the graph's input,
-        # the same array without history (no copy per tick).
+        # _raw_buf: this tick's observation as read, float64, which the safety layer checks (float64, so a value
+        # beyond float32 keeps its real value in the message, and casting it never overflows). _obs_buf: the same
+        # as the model's float32. _input_buf: the graph's input, the same array as _obs_buf without history.
+        self._raw_buf = np.empty((1, self.obs_dim), dtype=np.float64)
         self._obs_buf = np.empty((1, self.obs_dim), dtype=np.float32)
         self._stacked = self.history.stacked
         self._input_buf = np.zeros((1, self.input_dim), dtype=np.float32) if self._stacked else self._obs_buf
         self._feed = {INPUT_NAME: self._input_buf}
         self._output_names = [OUTPUT_NAME]
         self._field_views: tuple[tuple[str, int, np.ndarray], ...] = tuple(
-            (name, size, self._obs_buf[0, start : start + size])
+            (name, size, self._raw_buf[0, start : start + size])
             for name, size, start in _field_offsets(self.layout)
         )
+        self._raw_row = self._raw_buf[0]
         self._obs_row = self._obs_buf[0]
         self._ticks = 0
         self._frames = _HistoryViews(self._input_buf[0], self.obs_dim, self.act_dim, self.history)
@@ -206,8 +209,12 @@ class Controller:
         self._ticks += 1
         self.safety.begin_tick()
 
-        # Casting to float32 above also turns values beyond float32 range into inf, caught here.
-        fault = self.safety.check_observation(self._obs_buf, stamp, read_s)
+        fault = self.safety.check_observation(self._raw_buf, stamp, read_s)
+        if fault is None:  # accepted values lie within the float32 range: the cast cannot overflow
+            self._obs_row[:] = self._raw_row
+        else:  # the model will not run; cast anyway for last_input, a value beyond float32 becoming inf quietly
+            with np.errstate(over="ignore"):
+                self._obs_row[:] = self._raw_row
         if self._stacked:
             self._advance_history(accepted=fault is None)
         if fault is not None:
@@ -252,7 +259,7 @@ class Controller:
                 f"act_batch obs has shape {obs_arr.shape}, policy expects (B, {self.obs_dim}) "
                 f"(layout: {self.metadata.layout_str()})"
             )
-        batch = np.ascontiguousarray(obs_arr, dtype=np.float32)
+        batch = np.asarray(obs_arr, dtype=np.float64)  # checked before the float32 cast, as in act()
         self._ticks += batch.shape[0]
         return self.safety.check_batch(
             batch, lambda rows: self._session.run(self._output_names, {INPUT_NAME: rows})[0]
@@ -332,7 +339,7 @@ class Controller:
                 f"obs has {flat.shape[0]} values, policy expects {self.obs_dim} "
                 f"(layout: {self.metadata.layout_str()})"
             )
-        self._obs_buf[0] = flat
+        self._raw_row[:] = flat
 
     def _fill_from_dict(self, obs: Mapping[str, np.ndarray | list[float]]) -> None:
         for name, size, view in self._field_views:

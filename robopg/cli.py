@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from policies_export.errors import notes_to_stderr
+from policies_export.metadata import DEFAULT_OBSERVATION_TOLERANCE
 from robopg.config import SECTIONS, Algo, TrainConfig, field_help, load_config
 
 
@@ -111,7 +112,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from robopg.export import export_policy
 
-    report = export_policy(args.run_dir, args.out, num_observations=args.observations)
+    report = export_policy(args.run_dir, args.out, num_observations=args.observations, obs_tolerance=args.obs_tolerance)
     print(
         f"wrote {report.path}: parity max |torch - onnxruntime| = {report.parity_max_abs_diff:.2e} "
         f"on {report.num_observations} recorded observations; {report.metadata.task}, "
@@ -182,6 +183,10 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
     export.add_argument("run_dir", type=Path, help="run directory (or a .pt checkpoint)")
     export.add_argument("--out", type=Path, required=True, help="path of the .onnx file to write")
     export.add_argument("--observations", type=int, default=1024, help="observations recorded for the parity check")
+    export.add_argument("--obs-tolerance", type=float, default=DEFAULT_OBSERVATION_TOLERANCE, metavar="F",
+                        help="how far beyond its training range the robot's safety layer accepts an observation "
+                        "value: F x max(1, |centre of the range|); set it above your sensors' noise and bias "
+                        "(default: %(default)s)")
     export.set_defaults(func=_cmd_export)
 
     evaluate = sub.add_parser(

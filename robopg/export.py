@@ -25,7 +25,7 @@ from torch import nn
 import envs
 import robopg
 from policies_export import FORMAT_VERSION, METADATA_KEY, Controller, PolicyMetadata, integrity
-from policies_export.metadata import History
+from policies_export.metadata import DEFAULT_OBSERVATION_TOLERANCE, History
 from policies_export.runtime import ACTION_PROBE
 from policies_export.safety import SafetyConfig
 from robopg.checkpoint import (
@@ -39,7 +39,7 @@ from robopg.checkpoint import (
 from robopg.config import EnvConfig, TrainConfig
 from robopg.environment import make_training_env
 from robopg.modules.actor_critic import GaussianActorCritic
-from robopg.trainer import build_policy
+from robopg.trainer import active_parameters, build_policy
 
 PARITY_TOLERANCE = 1e-5
 OPSET = 17
@@ -161,9 +161,16 @@ def max_abs_diff(path: Path, policy: GaussianActorCritic, observations: np.ndarr
 
 
 def export_policy(
-    run_dir: str | Path, out: str | Path, num_observations: int = 1024, tolerance: float = PARITY_TOLERANCE
+    run_dir: str | Path,
+    out: str | Path,
+    num_observations: int = 1024,
+    tolerance: float = PARITY_TOLERANCE,
+    obs_tolerance: float = DEFAULT_OBSERVATION_TOLERANCE,
 ) -> ExportReport:
-    """Write ``out`` (atomically) from the run's checkpoint; raise ExportError if parity exceeds tolerance."""
+    """Write ``out`` (atomically) from the run's checkpoint; raise ExportError if parity exceeds tolerance.
+
+    obs_tolerance: the file's ``observation_tolerance``, how far beyond its training range the robot's safety
+    layer accepts an observation value (policies_export/safety.py); set it above your sensors' noise and bias."""
     run_dir, out = Path(run_dir), Path(out)
     policy, state = load_trained_policy(run_dir)
     cfg = TrainConfig.from_dict(state["config"])
@@ -174,6 +181,7 @@ def export_policy(
     layout = tuple((name, int(size)) for name, size in facts["layout"])
     history = History(observations=cfg.env.obs_history, actions=cfg.env.action_history)
     obs_range = observation_range(policy, sum(size for _, size in layout), history)
+    active = active_parameters(cfg.env)
 
     def metadata_with(parity: float) -> PolicyMetadata:
         return PolicyMetadata(
@@ -187,11 +195,13 @@ def export_policy(
             training_steps=int(state["global_step"]),
             seed=cfg.run.seed,
             randomization=envs.load_spec(cfg.env.randomization).to_dict(),
+            randomization_active=tuple(active),
             robopg_version=robopg.__version__,
             parity_max_abs_diff=parity,
             exported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             observation_low=obs_range[0] if obs_range else None,
             observation_high=obs_range[1] if obs_range else None,
+            observation_tolerance=obs_tolerance if obs_range else None,
             history=history,
             sha256=integrity.PLACEHOLDER,
         )

@@ -151,7 +151,6 @@ def test_frozen_sensor_stream_is_caught_by_the_stale_watchdog(policy_path: Path,
     assert result.summary["interventions"]["stale_obs"] == 3  # the 1st is fresh, 1 repeat is tolerated
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_nan_and_out_of_range_observations_from_a_log(
     write_policy: Callable[..., Path], tmp_path: Path
 ) -> None:
