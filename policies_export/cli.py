@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--precise-timing",
         action="store_true",
         help="wake 1 ms before each deadline, run 2 warm-up ticks, then spin: ticks start on time and run warm, "
-        "for ~spin x rate of one core (2.5%% at 25 Hz)",
+        "for at most spin x rate of one core (2.5%% at 25 Hz)",
     )
     loop.add_argument("--cpu", type=int, metavar="N", help="with --precise-timing: pin the loop to CPU N")
     loop.add_argument(

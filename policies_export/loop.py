@@ -10,14 +10,14 @@ action per period).
 ``max_consecutive_misses`` misses in a row mean the machine cannot hold the rate: the loop stops and says so.
 
 Precise timing (``LoopConfig.precise``, off unless asked): an OS sleep wakes up late (50-100 us on an idle
-machine, milliseconds on a loaded one), and a tick that follows 40 ms of idling finds onnxruntime's code and
-weights out of the CPU's caches and the core in a deep idle state, so the same inference takes ~10x longer than
-back to back. With ``PreciseTiming`` the loop sleeps only until ``spin_s`` before the deadline, runs two dummy
-ticks (``Controller.warm_up``: the whole checks + inference path, not only onnxruntime, which alone leaves the
-tick ~4x slower), then spins on the clock until the deadline.
+machine, milliseconds on a loaded one), and a tick that follows 40 ms of idling finds its code and data out of
+the CPU's caches and the core in a deep idle state, so the same tick takes an order of magnitude longer than back
+to back (scripts/bench_runtime.py). With ``PreciseTiming`` the loop sleeps only until ``spin_s`` before the deadline, runs two dummy
+ticks (``Controller.warm_up``: the whole checks + inference path, not only onnxruntime, which leaves the Python
+and numpy half cold), then spins on the clock until the deadline.
 Optionally the loop's thread is pinned to one CPU and runs under SCHED_FIFO (``cpu``, ``priority``), so that on a
 loaded machine it is neither woken late nor preempted mid-tick. Its cost is the spin: about ``spin_s * rate`` of
-one core (2.5% at 25 Hz with the default 1 ms), measured with the latencies by ``scripts/bench_runtime.py``.
+one core at most (2.5% at 25 Hz with the default 1 ms), measured with the latencies by ``scripts/bench_runtime.py``.
 
 Every way out is a ``LoopResult`` with a ``stop_reason`` and a message; the loop does not raise for robot
 faults. Before stopping mid-motion it sends the neutral action once ("command nothing"), so the arm is not
@@ -71,8 +71,7 @@ class PreciseTiming:
     """Sleep until this long before each deadline, then spin on the clock; at most a quarter of the period is
     spun (a 500 Hz loop spins 0.5 ms of its 2 ms). Longer absorbs later wake-ups, and costs more CPU."""
     warm_ups: int = 2
-    """Dummy ticks (``Controller.warm_up``) on waking, before the spin, so the tick runs warm; 0 for none. One
-    leaves the tick ~1.5x slower than two."""
+    """Dummy ticks (``Controller.warm_up``) on waking, before the spin, so the tick runs warm; 0 for none."""
     cpu: int | None = None
     """Pin the loop's thread to this CPU for the run (Linux ``sched_setaffinity``; restored afterwards); None
     leaves scheduling to the OS. Pick a core the robot's other real-time work does not use."""

@@ -269,7 +269,8 @@ class Controller:
     def warm_up(self, ticks: int = 2) -> None:
         """Run ``ticks`` dummy ticks on the last observation and discard them, to bring the tick's code and data
         back into the CPU's caches before a deadline (the paced loop's ``PreciseTiming`` calls it). After 40 ms
-        of idling (25 Hz) a tick otherwise takes ~10x longer than back to back (scripts/bench_runtime.py).
+        of idling (25 Hz) a tick otherwise takes an order of magnitude longer than back to back
+        (scripts/bench_runtime.py).
 
         The dummy ticks run through a shadow controller: the same onnxruntime session and code path, its own
         buffers, history and safety state, so this controller's state, history and counters are untouched.
