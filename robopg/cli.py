@@ -183,10 +183,8 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
     export.add_argument("run_dir", type=Path, help="run directory (or a .pt checkpoint)")
     export.add_argument("--out", type=Path, required=True, help="path of the .onnx file to write")
     export.add_argument("--observations", type=int, default=1024, help="observations recorded for the parity check")
-    export.add_argument("--obs-tolerance", type=float, default=DEFAULT_OBSERVATION_TOLERANCE, metavar="F",
-                        help="how far beyond its training range the robot's safety layer accepts an observation "
-                        "value: F x max(1, |centre of the range|); set it above your sensors' noise and bias "
-                        "(default: %(default)s)")
+    export.add_argument("--obs-tolerance", type=float, default=DEFAULT_OBSERVATION_TOLERANCE, metavar="F", help="the "
+                        "robot accepts observations up to F x max(1, |centre|) beyond their training range (default: %(default)s)")
     export.set_defaults(func=_cmd_export)
 
     evaluate = sub.add_parser(

@@ -160,6 +160,48 @@ def max_abs_diff(path: Path, policy: GaussianActorCritic, observations: np.ndarr
     return float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))
 
 
+def policy_metadata(policy: GaussianActorCritic, state: dict, obs_tolerance: float) -> PolicyMetadata:
+    """The metadata of the file exported from checkpoint ``state``: parity 0 (measured later), digest placeholder."""
+    cfg = TrainConfig.from_dict(state["config"])
+    facts = state["task"]
+    layout = tuple((name, int(size)) for name, size in facts["layout"])
+    history = History(observations=cfg.env.obs_history, actions=cfg.env.action_history)
+    obs_range = observation_range(policy, sum(size for _, size in layout), history)
+    return PolicyMetadata(
+        format_version=FORMAT_VERSION,
+        task=facts["task"],
+        algorithm=state["algorithm"],
+        observation_layout=layout,
+        action_low=tuple(facts["action_low"]),
+        action_high=tuple(facts["action_high"]),
+        control_rate_hz=1.0 / facts["control_dt"],
+        training_steps=int(state["global_step"]),
+        seed=cfg.run.seed,
+        randomization=envs.load_spec(cfg.env.randomization).to_dict(),
+        randomization_active=tuple(active_parameters(cfg.env)),
+        robopg_version=robopg.__version__,
+        parity_max_abs_diff=0.0,
+        exported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        observation_low=obs_range[0] if obs_range else None,
+        observation_high=obs_range[1] if obs_range else None,
+        observation_tolerance=obs_tolerance if obs_range else None,
+        history=history,
+        sha256=integrity.PLACEHOLDER,
+    )
+
+
+def write_policy_file(model: onnx.ModelProto, path: Path, metadata: PolicyMetadata) -> PolicyMetadata:
+    """Write ``model`` with ``metadata`` atomically, stamped with the file's digest (policies_export/integrity.py);
+    returns the metadata as written (with the digest)."""
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, metadata.to_json()
+    onnx.checker.check_model(model, full_check=True)
+    data, digest = integrity.stamp(model.SerializeToString())
+    atomic_write_bytes(path, lambda f: f.write(data))
+    return dataclasses.replace(metadata, sha256=digest)
+
+
 def export_policy(
     run_dir: str | Path,
     out: str | Path,
@@ -174,60 +216,23 @@ def export_policy(
     run_dir, out = Path(run_dir), Path(out)
     policy, state = load_trained_policy(run_dir)
     cfg = TrainConfig.from_dict(state["config"])
-    facts = state["task"]
     observations = record_observations(policy, cfg.env, num_observations, seed=cfg.run.seed + 104_729)
     model = onnx.load_from_string(to_onnx_bytes(policy))
     add_probe_input(model)
-    layout = tuple((name, int(size)) for name, size in facts["layout"])
-    history = History(observations=cfg.env.obs_history, actions=cfg.env.action_history)
-    obs_range = observation_range(policy, sum(size for _, size in layout), history)
-    active = active_parameters(cfg.env)
-
-    def metadata_with(parity: float) -> PolicyMetadata:
-        return PolicyMetadata(
-            format_version=FORMAT_VERSION,
-            task=facts["task"],
-            algorithm=state["algorithm"],
-            observation_layout=layout,
-            action_low=tuple(facts["action_low"]),
-            action_high=tuple(facts["action_high"]),
-            control_rate_hz=1.0 / facts["control_dt"],
-            training_steps=int(state["global_step"]),
-            seed=cfg.run.seed,
-            randomization=envs.load_spec(cfg.env.randomization).to_dict(),
-            randomization_active=tuple(active),
-            robopg_version=robopg.__version__,
-            parity_max_abs_diff=parity,
-            exported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            observation_low=obs_range[0] if obs_range else None,
-            observation_high=obs_range[1] if obs_range else None,
-            observation_tolerance=obs_tolerance if obs_range else None,
-            history=history,
-            sha256=integrity.PLACEHOLDER,
-        )
-
-    def write(path: Path, metadata: PolicyMetadata) -> PolicyMetadata:
-        """Write the model with ``metadata``, stamped with the file's digest; returns the metadata as written."""
-        del model.metadata_props[:]
-        entry = model.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, metadata.to_json()
-        onnx.checker.check_model(model, full_check=True)
-        data, digest = integrity.stamp(model.SerializeToString())
-        atomic_write_bytes(path, lambda f: f.write(data))
-        return dataclasses.replace(metadata, sha256=digest)
+    metadata = policy_metadata(policy, state, obs_tolerance)
 
     # Measure through a probe file loaded by the robot's own Controller, then write the real file with the
     # figure in it. The graph does not change with the metadata; measuring the written file again checks that.
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "probe.onnx"
-        write(probe, metadata_with(0.0))
+        write_policy_file(model, probe, metadata)
         parity = max_abs_diff(probe, policy, observations)
     if not parity <= tolerance:
         raise ExportError(
             f"onnxruntime output differs from torch by {parity:.3g} (> {tolerance:g}) on {len(observations)} "
             f"recorded observations; no file written. Check for unsupported ops or extreme normaliser statistics."
         )
-    metadata = write(out, metadata_with(parity))
+    metadata = write_policy_file(model, out, dataclasses.replace(metadata, parity_max_abs_diff=parity))
     recheck = max_abs_diff(out, policy, observations)
     if recheck != parity:
         out.unlink(missing_ok=True)
