@@ -9,6 +9,16 @@ the loop skips to the next slot still ahead (no burst of catch-up ticks: the pol
 action per period).
 ``max_consecutive_misses`` misses in a row mean the machine cannot hold the rate: the loop stops and says so.
 
+Precise timing (``LoopConfig.precise``, off unless asked): an OS sleep wakes up late (50-100 us on an idle
+machine, milliseconds on a loaded one), and a tick that follows 40 ms of idling finds its code and data out of
+the CPU's caches and the core in a deep idle state, so the same tick takes an order of magnitude longer than back
+to back (scripts/bench_runtime.py). With ``PreciseTiming`` the loop sleeps only until ``spin_s`` before the deadline, runs two dummy
+ticks (``Controller.warm_up``: the whole checks + inference path, not only onnxruntime, which leaves the Python
+and numpy half cold), then spins on the clock until the deadline.
+Optionally the loop's thread is pinned to one CPU and runs under SCHED_FIFO (``cpu``, ``priority``), so that on a
+loaded machine it is neither woken late nor preempted mid-tick. Its cost is the spin: about ``spin_s * rate`` of
+one core at most (2.5% at 25 Hz with the default 1 ms), measured with the latencies by ``scripts/bench_runtime.py``.
+
 Every way out is a ``LoopResult`` with a ``stop_reason`` and a message; the loop does not raise for robot
 faults. Before stopping mid-motion it sends the neutral action once ("command nothing"), so the arm is not
 left executing the policy's last command. SIGINT / SIGTERM stop it cleanly after the current tick.
@@ -17,6 +27,7 @@ left executing the policy's last command. SIGINT / SIGTERM stop it cleanly after
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -53,6 +64,41 @@ FAILURES: frozenset[StopReason] = frozenset(
 
 
 @dataclass(frozen=True)
+class PreciseTiming:
+    """Spend a little CPU to start each tick on time and run it warm (see the module docstring)."""
+
+    spin_s: float = 0.001
+    """Sleep until this long before each deadline, then spin on the clock; at most a quarter of the period is
+    spun (a 500 Hz loop spins 0.5 ms of its 2 ms). Longer absorbs later wake-ups, and costs more CPU."""
+    warm_ups: int = 2
+    """Dummy ticks (``Controller.warm_up``) on waking, before the spin, so the tick runs warm; 0 for none."""
+    cpu: int | None = None
+    """Pin the loop's thread to this CPU for the run (Linux ``sched_setaffinity``; restored afterwards); None
+    leaves scheduling to the OS. Pick a core the robot's other real-time work does not use."""
+    priority: int | None = None
+    """Run the loop's thread under SCHED_FIFO at this real-time priority (1-99) for the run (Linux; needs root or
+    an ``rtprio`` limit; restored afterwards). The thread then wakes on time and ordinary processes cannot preempt
+    it, which on a loaded machine is where lateness comes from. None: ordinary scheduling. The kernel's real-time
+    throttling (``sched_rt_runtime_us``) still leaves other processes 5% of each core."""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.spin_s) and self.spin_s >= 0):
+            raise ValueError(f"spin_s must be >= 0 seconds, got {self.spin_s}")
+        if self.warm_ups < 0:
+            raise ValueError(f"warm_ups must be >= 0, got {self.warm_ups}")
+        if self.cpu is not None:
+            allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+            if self.cpu not in allowed:
+                raise ValueError(f"cpu {self.cpu} is not one this process may run on ({allowed}); pick one of them")
+        if self.priority is not None:
+            if not hasattr(os, "SCHED_FIFO"):
+                raise ValueError("priority needs SCHED_FIFO (Linux); leave it unset on this system")
+            top = os.sched_get_priority_max(os.SCHED_FIFO)
+            if not 1 <= self.priority <= top:
+                raise ValueError(f"priority must be a SCHED_FIFO priority in 1..{top}, got {self.priority}")
+
+
+@dataclass(frozen=True)
 class LoopConfig:
     """How fast and how long the loop runs. Without any limit it runs until a signal or the robot stops."""
 
@@ -70,6 +116,9 @@ class LoopConfig:
     """Deadline misses in a row that mean the rate cannot be held (one-off misses are OS jitter)."""
     max_consecutive_robot_errors: int = 3
     """Ticks in a row on which the robot adapter may raise before the loop gives up on it."""
+    precise: PreciseTiming | None = None
+    """Precise timing (spin before each deadline, warm-up inference, optional pinning); None (the default) just
+    sleeps until each deadline. Only with ``realtime``."""
 
     def __post_init__(self) -> None:
         if self.rate_hz is not None and not (math.isfinite(self.rate_hz) and self.rate_hz > 0):
@@ -115,17 +164,18 @@ def run_loop(
 
     stop: tuple[StopReason, str] | None = None
     tick = consecutive_misses = consecutive_errors = 0
+    wait = _Waiter(config.precise, period, controller, clock)
     # A loop starts from the robot's current state: no held action and no history from an earlier run.
     controller.reset()
-    with _stop_on_signals() as signalled:
+    with _stop_on_signals() as signalled, _scheduled(config.precise):
         start = clock()
         deadline = start
         while stop is None:
             stop = _limit_reached(config, signalled, tick, clock() - start)
             if stop is not None:
                 break
-            if rate_hz is not None and (remaining := deadline - clock()) > 0:
-                time.sleep(remaining)
+            if rate_hz is not None:
+                wait.until(deadline)
             tick_start = clock()
             lateness = tick_start - deadline if rate_hz is not None else 0.0
 
@@ -260,6 +310,54 @@ def _send_neutral(controller: Controller, robot: Robot, telemetry: Telemetry) ->
         telemetry.event("stop_command", action=controller.neutral_action.tolist())
     except Exception as err:  # the robot may already be gone; say so, do not hide the original stop reason
         telemetry.event("stop_command_failed", error=f"{type(err).__name__}: {err}")
+
+
+class _Waiter:
+    """Waits for a tick's deadline: a plain sleep, or with ``PreciseTiming`` sleep, warm up, spin."""
+
+    def __init__(
+        self, precise: PreciseTiming | None, period: float, controller: Controller, clock: Callable[[], float]
+    ) -> None:
+        self.precise, self.controller, self.clock = precise, controller, clock
+        self.spin_s = min(precise.spin_s, period / 4) if precise is not None else 0.0
+
+    def until(self, deadline: float) -> None:
+        remaining = deadline - self.clock()
+        if self.precise is None:
+            if remaining > 0:
+                time.sleep(remaining)
+            return
+        if remaining > self.spin_s:
+            time.sleep(remaining - self.spin_s)
+        if self.precise.warm_ups and remaining > 0:  # already late: do not delay the tick further
+            self.controller.warm_up(self.precise.warm_ups)
+        while self.clock() < deadline:  # spin: the core stays awake and the wake-up is not the OS's
+            pass
+
+
+@contextmanager
+def _scheduled(precise: PreciseTiming | None) -> Iterator[None]:
+    """While inside, this thread runs on ``precise.cpu`` only and under SCHED_FIFO at ``precise.priority`` (each
+    when set); the previous affinity and policy come back. Raises PermissionError naming the fix."""
+    if precise is None or (precise.cpu is None and precise.priority is None):
+        yield
+        return
+    affinity, policy, param = os.sched_getaffinity(0), os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        if precise.cpu is not None:
+            os.sched_setaffinity(0, {precise.cpu})
+        if precise.priority is not None:
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(precise.priority))
+            except PermissionError:
+                raise PermissionError(
+                    f"real-time priority {precise.priority} (SCHED_FIFO) is not permitted for this user: run as "
+                    "root, grant an rtprio limit (/etc/security/limits.conf), or leave PreciseTiming.priority unset"
+                ) from None
+        yield
+    finally:
+        os.sched_setscheduler(0, policy, param)
+        os.sched_setaffinity(0, affinity)
 
 
 @contextmanager

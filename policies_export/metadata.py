@@ -19,17 +19,33 @@ Written by ``robopg export`` (via ``PolicyMetadata(...).to_json()``), read by ``
       "exported_at": "2025-01-31T12:00:00+00:00",
       "observation_low": [0.41, ...],       (optional: obs_dim values, see below)
       "observation_high": [2.29, ...],
+      "observation_tolerance": 0.05,        (optional, see below)
       "history": {"observations": 3, "actions": 2}   (optional, see below)
+      "randomization_active": ["object_mass", ...]    (optional, see below)
+      "sha256": "9f2c...64 hex digits"                 (optional, see below)
     }
 
 ``observation_low`` / ``observation_high`` (optional, added without a version bump) are the range of each flat
 observation value the policy was trained on; the runtime's safety layer flags observations outside it. Files
 without them load, and the range check is then off.
 
+``observation_tolerance`` (optional, added without a version bump; export's ``--obs-tolerance``): how far a value
+may lie outside that range before the safety layer rejects it, as a fraction of the value's scale: value i is
+accepted within ``[low_i - m_i, high_i + m_i]``, ``m_i = observation_tolerance * max(1, |centre_i|)``, centre the
+middle of its range (safety.py says why). Files without it get ``DEFAULT_OBSERVATION_TOLERANCE``.
+
 ``history`` (optional, added without a version bump): the graph's input is not one observation but the last K
 observations and the last M actions sent, newest last in each part (``envs/history.py`` builds it in training,
 ``Controller.act`` on the robot): ``K * obs_dim + M * act_dim`` values. The robot still sends one observation
 per tick. Files without it have no history (K = 1, M = 0); the key is written only when there is one.
+
+``randomization_active`` (optional, added without a version bump): the parameters of the ``randomization`` spec
+that had a target on the task, so were actually varied in training (what ``info["randomization"]`` reported), in
+spec order; e.g. ``object_mass`` is in the default spec but inactive on FetchReach. None in older files.
+
+``sha256`` (optional, added without a version bump): the file's integrity digest, written by ``robopg export`` and
+checked by ``Controller.load`` (``policies_export/integrity.py`` defines what it covers). Files without it load
+with a ``PolicyFileWarning``.
 
 Keys not listed above are ignored, so a later robopg may add fields without bumping the format
 version; removing or changing the meaning of a field needs ``FORMAT_VERSION + 1``.
@@ -54,6 +70,11 @@ SUPPORTED_FORMAT_VERSIONS: tuple[int, ...] = (FORMAT_VERSION,)
 
 METADATA_KEY = "robopg"
 """Key in the ONNX ``metadata_props`` that holds the JSON document."""
+
+DEFAULT_OBSERVATION_TOLERANCE = 0.05
+"""Tolerance of the observation range check for files that do not set one (and export's default): 0.05 units of
+margin on each side for values of magnitude up to 1, 5% of the magnitude beyond. The shipped reality profiles add
+sensor noise of std <= 0.005 and a per-episode bias of std <= 0.004: together std 0.0064, so 0.05 is ~8 std."""
 
 _REEXPORT_FIX = "re-export the policy with `robopg export RUN_DIR --out FILE`"
 
@@ -123,9 +144,18 @@ class PolicyMetadata:
     ``robopg export`` writes the normaliser's mean - clip * std (robopg/export.py says why)."""
     observation_high: tuple[float, ...] | None = None
     """High end of the training range of each flat observation value, (obs_dim,); None in older files."""
+    observation_tolerance: float | None = None
+    """Tolerance of the range check beyond [observation_low, observation_high] (see the module docstring), >= 0;
+    None in older files, which get ``DEFAULT_OBSERVATION_TOLERANCE``."""
     history: History = dataclasses.field(default_factory=History)
     """Observations and past actions the graph's input stacks (see the module docstring); none in older files.
     A JSON object ``{"observations": K, "actions": M}`` is accepted and turned into ``History``."""
+    randomization_active: tuple[str, ...] | None = None
+    """Names of the spec's parameters the task had a target for (varied in training), spec order; None in older
+    files."""
+    sha256: str | None = None
+    """The file's integrity digest (64 lowercase hex digits, integrity.py), None in older files. On metadata that
+    export has not stamped yet it is ``integrity.PLACEHOLDER``."""
 
     def __post_init__(self) -> None:
         # Normalise containers (lists from JSON or from the exporter) to tuples, checking types as we go.
@@ -148,7 +178,22 @@ class PolicyMetadata:
         )
         _check_str("exported_at", self.exported_at)
         self._check_observation_range()
+        if self.observation_tolerance is not None:
+            tolerance = _check_float("observation_tolerance", self.observation_tolerance)
+            if not (math.isfinite(tolerance) and tolerance >= 0):
+                raise PolicyFileError(f"metadata observation_tolerance must be a finite number >= 0, got {tolerance}")
+            object.__setattr__(self, "observation_tolerance", tolerance)
         object.__setattr__(self, "history", _check_history(self.history))
+        if self.sha256 is not None:
+            _check_str("sha256", self.sha256)
+        if self.randomization_active is not None:
+            if not isinstance(self.randomization_active, list | tuple):
+                raise PolicyFileError(
+                    f"metadata field 'randomization_active' must be a list of names, got {self.randomization_active!r}"
+                )
+            for i, name in enumerate(self.randomization_active):
+                _check_str(f"randomization_active[{i}]", name)
+            object.__setattr__(self, "randomization_active", tuple(self.randomization_active))
 
         if len(self.action_low) != len(self.action_high):
             raise PolicyFileError(
@@ -222,6 +267,15 @@ class PolicyMetadata:
             f"{k} x {self.obs_dim} + {m} x {self.act_dim} = {self.input_dim} input values, newest last"
         )
 
+    def randomization_str(self) -> str:
+        """The parameters varied in training: the active ones (in files that record them), else the spec's."""
+        in_spec = list(self.randomization.get("parameters", self.randomization))
+        if self.randomization_active is None:
+            return ", ".join(sorted(in_spec)) or "none"
+        inactive = len(set(in_spec) - set(self.randomization_active))
+        note = f" ({inactive} more in the spec have no target on this task)" if inactive else ""
+        return (", ".join(self.randomization_active) or "none") + note
+
     def layout_str(self) -> str:
         """The layout as ``"observation=25, achieved_goal=3, desired_goal=3"``, for messages."""
         return ", ".join(f"{name}={size}" for name, size in self.observation_layout)
@@ -247,8 +301,14 @@ class PolicyMetadata:
             # Written only when known, so a file without ranges is byte-for-byte what older robopg wrote.
             doc["observation_low"] = list(self.observation_low)
             doc["observation_high"] = list(self.observation_high)
+        if self.observation_tolerance is not None:
+            doc["observation_tolerance"] = self.observation_tolerance
         if self.history.stacked:
             doc["history"] = self.history.to_dict()
+        if self.randomization_active is not None:
+            doc["randomization_active"] = list(self.randomization_active)
+        if self.sha256 is not None:
+            doc["sha256"] = self.sha256
         return json.dumps(doc, sort_keys=True, allow_nan=False)
 
     def describe(self) -> str:
@@ -269,17 +329,25 @@ class PolicyMetadata:
                 spans = ", ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in zip(lows, highs, strict=True))
                 lines.append(f"  {name:<16}{spans}")
             start += size
-        if not ranges:
+        if ranges:
+            tolerance = self.observation_tolerance
+            source = "set at export" if tolerance is not None else "the runtime's default: not set in this file"
+            tolerance = DEFAULT_OBSERVATION_TOLERANCE if tolerance is None else tolerance
+            lines.append(
+                f"  tolerance       {tolerance:g} x max(1, |centre|) beyond each range before the safety layer "
+                f"rejects a value ({source})"
+            )
+        else:
             lines.append("  (no training ranges in this file: the safety layer's range check is off)")
         bounds = ", ".join(
             f"[{lo:g}, {hi:g}]" for lo, hi in zip(self.action_low, self.action_high, strict=True)
         )
-        randomized = sorted(self.randomization.get("parameters", self.randomization))
         lines += [
             f"action            {self.act_dim} values, bounds {bounds}",
             f"history           {self.history_str()}",
             f"parity            max |torch - onnxruntime| = {self.parity_max_abs_diff:.2e} at export",
-            f"randomisation     {', '.join(randomized) or 'none'}",
+            f"integrity         {_integrity_str(self.sha256)}",
+            f"randomisation     {self.randomization_str()}",
             f"exported          {self.exported_at} by robopg {self.robopg_version} "
             f"(format_version {self.format_version})",
         ]
@@ -335,8 +403,16 @@ class PolicyMetadata:
 
 
 _FIELD_NAMES: tuple[str, ...] = tuple(PolicyMetadata.__dataclass_fields__)
-_OPTIONAL_FIELDS: frozenset[str] = frozenset({"observation_low", "observation_high", "history"})
+_OPTIONAL_FIELDS: frozenset[str] = frozenset(
+    {"observation_low", "observation_high", "observation_tolerance", "history", "randomization_active", "sha256"}
+)
 _REQUIRED_FIELDS: tuple[str, ...] = tuple(name for name in _FIELD_NAMES if name not in _OPTIONAL_FIELDS)
+
+
+def _integrity_str(sha256: str | None) -> str:
+    if sha256 is None:
+        return "no digest (exported before robopg recorded one: corruption cannot be detected; re-export)"
+    return f"sha256 {sha256} (checked when the file was loaded)"
 
 
 def _runtime_version() -> str:

@@ -5,14 +5,18 @@ motors), to reproduce a field incident from its telemetry, or in tests.
 
 Log formats:
 
-- JSONL: one JSON object per line with ``"obs"`` (a list of obs_dim numbers, or an object keyed by layout
-  name) and optionally ``"t"`` (the observation's timestamp, seconds). Lines without ``"obs"`` (the
-  ``"summary"`` or ``"event"`` lines of a telemetry file) are skipped, so ``--telemetry`` output replays
-  as is.
-  NaN / Infinity are accepted, so recorded sensor faults replay too.
-- NPZ: an array ``obs`` of shape (T, obs_dim) and optionally ``t`` of shape (T,).
+- JSONL (UTF-8 text): one JSON object per line with ``"obs"`` (a list of obs_dim numbers, or an object keyed
+  by layout name, each value a number or a list of numbers) and optionally ``"t"`` (the observation's timestamp,
+  seconds). Lines without ``"obs"`` (the ``"summary"`` or ``"event"`` lines of a telemetry file) and lines
+  with ``"obs": null`` (telemetry of a tick whose ``read()`` failed: nothing was observed) are skipped, so
+  ``--telemetry`` output replays as is.
+- NPZ: an array ``obs`` of shape (T, obs_dim) and optionally ``t`` of shape (T,), real numbers.
 
-Records without a timestamp get their index as one (0, 1, 2, ...), which advances as the watchdog expects.
+A log is timed when any record has ``t``; then every record must (a record without one is an error at its line).
+An untimed log's records get their index as a timestamp (0, 1, 2, ...), which advances as the watchdog expects.
+What a faulty robot sent replays as it was: NaN / Infinity (JSONL ``NaN``, ``Infinity``), values beyond float32,
+timestamps that repeat or go back; the safety layer names each at its tick. Anything that is not such a log
+(binary content, strings where numbers belong) is a ``LogFileError`` naming the file and the line.
 """
 
 from __future__ import annotations
@@ -75,35 +79,30 @@ class ReplayRobot:
     @classmethod
     def _from_jsonl(cls, path: Path) -> ReplayRobot:
         observations: list[Observation] = []
-        stamps: list[float] = []
-        with path.open(encoding="utf-8") as f:
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
+        stamps: list[float | None] = []
+        timed_line = untimed_line = None  # the first record with / without "t"
+        with path.open("rb") as f:  # bytes: a binary file is reported at its line, not as a decode traceback
+            for line_no, raw in enumerate(f, start=1):
                 where = f"{path}:{line_no}"
-                try:
-                    record = json.loads(line)
-                except ValueError as err:
-                    raise LogFileError(f"{where}: not JSON ({err}); {_FORMAT_HELP}") from None
-                if not isinstance(record, dict):
-                    raise LogFileError(
-                        f"{where}: expected a JSON object, got {type(record).__name__}; {_FORMAT_HELP}"
-                    )
-                if "obs" not in record:
-                    continue  # telemetry summary / event lines
-                obs = record["obs"]
-                if isinstance(obs, dict):
-                    observations.append({name: np.asarray(v, dtype=np.float64) for name, v in obs.items()})
-                elif isinstance(obs, list):
-                    observations.append(np.asarray(obs, dtype=np.float64))
+                record = _json_record(raw, where)
+                if record is None or record.get("obs") is None:
+                    continue  # blank, telemetry summary / event line, or a tick whose read() failed
+                observations.append(_observation(record["obs"], where))
+                stamp = record.get("t")
+                if stamp is None:
+                    untimed_line = untimed_line or line_no
                 else:
-                    raise LogFileError(
-                        f"{where}: 'obs' must be a list or an object, got {obs!r}; {_FORMAT_HELP}"
-                    )
-                stamp = record.get("t", float(len(stamps)))
-                if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not math.isfinite(stamp):
-                    raise LogFileError(f"{where}: 't' must be a finite number of seconds, got {stamp!r}")
-                stamps.append(float(stamp))
+                    if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not math.isfinite(stamp):
+                        raise LogFileError(f"{where}: 't' must be a finite number of seconds, got {stamp!r}")
+                    timed_line = timed_line or line_no
+                stamps.append(None if stamp is None else float(stamp))
+        if timed_line is not None and untimed_line is not None:
+            raise LogFileError(
+                f"{path}:{untimed_line}: record has no 't', but the log is timed (line {timed_line} has one); give "
+                "every record its timestamp, or none (they are then replayed by index)"
+            )
+        if timed_line is None:
+            stamps = [float(i) for i in range(len(observations))]
         return cls(observations, stamps, source=str(path))
 
     @classmethod
@@ -119,16 +118,65 @@ class ReplayRobot:
                 raise LogFileError(
                     f"{path}: has arrays {data.files}, expected 'obs' (T, obs_dim) and optionally 't' (T,)"
                 )
-            obs = np.asarray(data["obs"], dtype=np.float64)
+            obs = _npz_numbers(data, "obs", path)
             if obs.ndim != 2:
                 raise LogFileError(f"{path}: 'obs' has shape {obs.shape}, expected (T, obs_dim)")
-            stamps = (
-                np.asarray(data["t"], dtype=np.float64)
-                if "t" in data.files
-                else np.arange(len(obs), dtype=np.float64)
-            )
+            stamps = _npz_numbers(data, "t", path) if "t" in data.files else np.arange(len(obs), dtype=np.float64)
         if stamps.shape != (len(obs),):
             raise LogFileError(
                 f"{path}: 't' has shape {stamps.shape}, expected ({len(obs)},), one per observation"
             )
+        if not np.isfinite(stamps).all():
+            i = int(np.flatnonzero(~np.isfinite(stamps))[0])
+            raise LogFileError(f"{path}: t[{i}] = {stamps[i]}; timestamps must be finite numbers of seconds")
         return cls(list(obs), stamps.tolist(), source=str(path))
+
+
+def _json_record(raw: bytes, where: str) -> dict | None:
+    """One JSONL line -> its object, None for a blank line; LogFileError naming ``where`` otherwise."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise LogFileError(
+            f"{where}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1}): a binary file? "
+            f"A replay log is a .jsonl text file or an .npz archive; {_FORMAT_HELP}"
+        ) from None
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError as err:
+        raise LogFileError(f"{where}: not JSON ({err}); {_FORMAT_HELP}") from None
+    if not isinstance(record, dict):
+        raise LogFileError(f"{where}: expected a JSON object, got {type(record).__name__}; {_FORMAT_HELP}")
+    return record
+
+
+def _observation(obs: object, where: str) -> Observation:
+    """A record's "obs": a flat list -> (n,) float64, an object -> {name: float64 values}."""
+    if isinstance(obs, dict):
+        return {name: _numbers(values, f"{where}: 'obs'[{name!r}]") for name, values in obs.items()}
+    if isinstance(obs, list):
+        return _numbers(obs, f"{where}: 'obs'")
+    raise LogFileError(f"{where}: 'obs' must be a list or an object, got {obs!r}; {_FORMAT_HELP}")
+
+
+def _numbers(values: object, what: str) -> np.ndarray:
+    """A JSON number or flat list of numbers -> float64 array (NaN, Infinity and values beyond float32 kept)."""
+    items = values if isinstance(values, list) else [values]
+    for i, v in enumerate(items):
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            at = f"[{i}]" if isinstance(values, list) else ""
+            raise LogFileError(f"{what}{at} is {v!r}, expected a number; {_FORMAT_HELP}")
+    return np.asarray(values, dtype=np.float64)
+
+
+def _npz_numbers(data: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
+    """Array ``name`` of the archive as float64; LogFileError for strings, objects or an unreadable member."""
+    try:
+        array = data[name]
+    except Exception as err:  # object arrays need pickle (refused), a damaged member raises zip/zlib errors
+        raise LogFileError(f"{path}: array '{name}' cannot be read ({err}); save numbers with np.savez") from None
+    if array.dtype.kind not in "fiu":
+        raise LogFileError(f"{path}: array '{name}' holds {array.dtype} values, expected numbers (float or int)")
+    return array.astype(np.float64)

@@ -18,6 +18,12 @@ Two kinds of problems, handled differently:
   (``policies_export/safety.py``, ``controller.safety``) sends the safe action or corrects the action, and
   counts the intervention in ``controller.stats``.
 
+Loading checks, in order: the file exists and onnxruntime parses it; its integrity digest matches
+(integrity.py; a file without one loads with a ``PolicyFileWarning``); the metadata is valid; the graph's
+input and output shapes agree with it; and the graph's own action range agrees with the metadata's bounds
+(``_check_action_bounds``: export adds an overridable ``action_probe`` before the graph's clip, which pushes every
+action dimension into the clip when fed +-1e20).
+
 This file checks the file and the observation's wiring and runs the model; every check on values lives in
 safety.py, once. Only numpy, onnxruntime and the standard library are imported here: this runs on the robot.
 """
@@ -30,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from policies_export import integrity
 from policies_export.errors import ObservationError, PolicyFileError
 from policies_export.metadata import METADATA_KEY, History, PolicyMetadata
 from policies_export.robot import Observation
@@ -37,6 +44,11 @@ from policies_export.safety import FALLBACKS, Intervention, SafetyConfig, Safety
 
 INPUT_NAME = "obs"
 OUTPUT_NAME = "action"
+ACTION_PROBE = "action_probe"
+"""Overridable initializer of robopg graphs, (act_dim,) zeros, added to the policy's mean action just before the
+graph clips it: fed +-_PROBE_VALUE at load it drives every dimension into the clip, so the graph's own action
+range can be compared with the metadata's bounds. A file without it (older or hand-built) skips that check."""
+_PROBE_VALUE = 1e20  # far beyond any mean action, far below float32 overflow
 
 _REEXPORT_FIX = "re-export with `robopg export RUN_DIR --out FILE`"
 
@@ -51,6 +63,9 @@ def _session_options() -> ort.SessionOptions:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    # Errors only: onnxruntime warns at every load that the (deliberately) overridable action_probe is not
+    # constant-folded, which is exactly the point of it.
+    opts.log_severity_level = 3
     return opts
 
 
@@ -84,18 +99,25 @@ class Controller:
         self.neutral_action = self.safety.neutral_action
 
         self._session = session
+        self.digest_verified = False
+        """True when load checked the file's integrity digest (False: the file has none)."""
+        self.bounds_verified = False
+        """True when load checked the graph's action range against the metadata (False: no action_probe)."""
         # Preallocated once; act() writes into them instead of building arrays/dicts per tick.
-        # _obs_buf: this tick's raw observation, which the safety layer checks. _input_buf: the graph's input,
-        # the same array without history (no copy per tick).
+        # _raw_buf: this tick's observation as read, float64, which the safety layer checks (float64, so a value
+        # beyond float32 keeps its real value in the message, and casting it never overflows). _obs_buf: the same
+        # as the model's float32. _input_buf: the graph's input, the same array as _obs_buf without history.
+        self._raw_buf = np.zeros((1, self.obs_dim), dtype=np.float64)
         self._obs_buf = np.empty((1, self.obs_dim), dtype=np.float32)
         self._stacked = self.history.stacked
         self._input_buf = np.zeros((1, self.input_dim), dtype=np.float32) if self._stacked else self._obs_buf
         self._feed = {INPUT_NAME: self._input_buf}
         self._output_names = [OUTPUT_NAME]
         self._field_views: tuple[tuple[str, int, np.ndarray], ...] = tuple(
-            (name, size, self._obs_buf[0, start : start + size])
+            (name, size, self._raw_buf[0, start : start + size])
             for name, size, start in _field_offsets(self.layout)
         )
+        self._raw_row = self._raw_buf[0]
         self._obs_row = self._obs_buf[0]
         self._ticks = 0
         self._frames = _HistoryViews(self._input_buf[0], self.obs_dim, self.act_dim, self.history)
@@ -104,6 +126,7 @@ class Controller:
         self._midpoint = (self.action_low + self.action_high) / np.float32(2)
         self._last_sent = self._midpoint.copy()
         self._history_started = False
+        self._shadow: Controller | None = None  # warm_up's, built on first use
 
     # ------------------------------------------------------------------ loading
 
@@ -120,22 +143,25 @@ class Controller:
         safety: the safety layer's settings (default: ``SafetyConfig()``, every check on).
         estop: polled once per tick; when it returns True the e-stop latches (``safety.release_estop()``).
         Raises ``PolicyFileError`` (naming the file, the problem and the fix) if the file is missing,
-        empty, not ONNX or truncated, has no robopg metadata, has an unsupported format version, or its
-        graph's ``obs``/``action`` shapes disagree with the metadata.
+        empty, not ONNX or truncated, changed since export (integrity digest), has no robopg metadata, has an
+        unsupported format version, or its graph's shapes or action range disagree with the metadata.
+        Warns (``PolicyFileWarning``) for a file without a digest.
         """
         path = Path(path)
         if not path.exists():
             raise PolicyFileError(f"{path}: no such file; check the path (relative to {Path.cwd()})")
         if not path.is_file():
             raise PolicyFileError(f"{path}: is not a file; pass the path of the exported .onnx file")
-        if path.stat().st_size == 0:
+        data = path.read_bytes()
+        if not data:
             raise PolicyFileError(f"{path}: file is empty; {_REEXPORT_FIX}")
 
+        # The session is built from the bytes the digest is checked on, so the file cannot change in between.
         # onnxruntime raises its own pybind classes (InvalidProtobuf, InvalidGraph, Fail, ...), which derive
         # from Exception only; any of them means this file cannot run.
         try:
             session = ort.InferenceSession(
-                str(path), sess_options=_session_options(), providers=["CPUExecutionProvider"]
+                data, sess_options=_session_options(), providers=["CPUExecutionProvider"]
             )
         except Exception as err:
             raise PolicyFileError(
@@ -149,9 +175,14 @@ class Controller:
                 f"{path}: ONNX file has no '{METADATA_KEY}' metadata, so it was not written by robopg export "
                 f"(or the metadata was stripped); {_REEXPORT_FIX}"
             )
+        # The digest first: a damaged file is best reported as damaged, not by whatever field the damage hit.
+        digest_verified = integrity.check(data, custom[METADATA_KEY], path)
         metadata = PolicyMetadata.from_json(custom[METADATA_KEY], source=str(path))
         _check_graph_signature(session, metadata, path)
-        return cls(session, metadata, path, safety, estop)
+        bounds_verified = _check_action_bounds(session, metadata, path)
+        controller = cls(session, metadata, path, safety, estop)
+        controller.digest_verified, controller.bounds_verified = digest_verified, bounds_verified
+        return controller
 
     # ------------------------------------------------------------------ acting
 
@@ -179,8 +210,12 @@ class Controller:
         self._ticks += 1
         self.safety.begin_tick()
 
-        # Casting to float32 above also turns values beyond float32 range into inf, caught here.
-        fault = self.safety.check_observation(self._obs_buf, stamp, read_s)
+        fault = self.safety.check_observation(self._raw_buf, stamp, read_s)
+        if fault is None:  # accepted values lie within the float32 range: the cast cannot overflow
+            self._obs_row[:] = self._raw_row
+        else:  # the model will not run; cast anyway for last_input, a value beyond float32 becoming inf quietly
+            with np.errstate(over="ignore"):
+                self._obs_row[:] = self._raw_row
         if self._stacked:
             self._advance_history(accepted=fault is None)
         if fault is not None:
@@ -225,11 +260,25 @@ class Controller:
                 f"act_batch obs has shape {obs_arr.shape}, policy expects (B, {self.obs_dim}) "
                 f"(layout: {self.metadata.layout_str()})"
             )
-        batch = np.ascontiguousarray(obs_arr, dtype=np.float32)
+        batch = np.asarray(obs_arr, dtype=np.float64)  # checked before the float32 cast, as in act()
         self._ticks += batch.shape[0]
         return self.safety.check_batch(
             batch, lambda rows: self._session.run(self._output_names, {INPUT_NAME: rows})[0]
         )
+
+    def warm_up(self, ticks: int = 2) -> None:
+        """Run ``ticks`` dummy ticks on the last observation and discard them, to bring the tick's code and data
+        back into the CPU's caches before a deadline (the paced loop's ``PreciseTiming`` calls it). After 40 ms
+        of idling (25 Hz) a tick otherwise takes an order of magnitude longer than back to back
+        (scripts/bench_runtime.py).
+
+        The dummy ticks run through a shadow controller: the same onnxruntime session and code path, its own
+        buffers, history and safety state, so this controller's state, history and counters are untouched.
+        """
+        if self._shadow is None:
+            self._shadow = Controller(self._session, self.metadata, self.path, self.safety.config)
+        for _ in range(ticks):
+            self._shadow.act(self._raw_row)
 
     def reset(self) -> None:
         """Start of an episode: the held action goes back to neutral, the watchdog starts over and the history
@@ -305,7 +354,7 @@ class Controller:
                 f"obs has {flat.shape[0]} values, policy expects {self.obs_dim} "
                 f"(layout: {self.metadata.layout_str()})"
             )
-        self._obs_buf[0] = flat
+        self._raw_row[:] = flat
 
     def _fill_from_dict(self, obs: Mapping[str, np.ndarray | list[float]]) -> None:
         for name, size, view in self._field_views:
@@ -370,6 +419,41 @@ def _check_graph_signature(session: ort.InferenceSession, metadata: PolicyMetada
                 f"{path}: graph '{arg.name}' has a fixed batch dimension {shape[0]}; robopg policies have a "
                 f"dynamic batch dimension; {_REEXPORT_FIX}"
             )
+
+
+def _check_action_bounds(session: ort.InferenceSession, metadata: PolicyMetadata, path: Path) -> bool:
+    """Run the graph with its ``action_probe`` at +-1e20, which saturates the clip inside the graph, and compare
+    the actions it then gives with the metadata's bounds: they are the graph's own action range. Returns False
+    for a graph without the probe (nothing to compare), raises ``PolicyFileError`` when they disagree.
+
+    Why a probe and not the observations: the normaliser clips every input, so no observation is guaranteed to
+    reach the clip; and the runtime has no ONNX parser to read the clip's constants (the probe runs the actual
+    clip and affine map instead of trusting constants).
+    """
+    if ACTION_PROBE not in {init.name for init in session.get_overridable_initializers()}:
+        return False
+    obs = np.zeros((1, metadata.input_dim), dtype=np.float32)
+    graph_range = []
+    for value in (-_PROBE_VALUE, _PROBE_VALUE):
+        probe = np.full(metadata.act_dim, value, dtype=np.float32)
+        try:
+            graph_range.append(session.run([OUTPUT_NAME], {INPUT_NAME: obs, ACTION_PROBE: probe})[0][0])
+        except Exception as err:  # onnxruntime's pybind errors: the probe has a shape the metadata does not
+            raise PolicyFileError(
+                f"{path}: graph's '{ACTION_PROBE}' does not take {metadata.act_dim} values ({err}); {_REEXPORT_FIX}"
+            ) from None
+    low, high = (np.asarray(b, dtype=np.float64) for b in (metadata.action_low, metadata.action_high))
+    tolerance = 1e-5 * np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
+    if (np.abs(graph_range[0] - low) > tolerance).any() or (np.abs(graph_range[1] - high) > tolerance).any():
+        def spans(lows: np.ndarray, highs: np.ndarray) -> str:
+            return ", ".join(f"[{lo:.6g}, {hi:.6g}]" for lo, hi in zip(lows, highs, strict=True))
+
+        raise PolicyFileError(
+            f"{path}: the graph maps actions onto {spans(*graph_range)} (the clip inside it), but the metadata "
+            f"says action bounds {spans(low, high)}; graph and metadata disagree (edited metadata?), "
+            f"{_REEXPORT_FIX}"
+        )
+    return True
 
 
 class _HistoryViews:

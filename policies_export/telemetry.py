@@ -106,6 +106,10 @@ class Telemetry:
         """Every ``Controller.act`` latency so far, (ticks,) in microseconds."""
         return np.asarray(self._latency_s, dtype=np.float64) * 1e6
 
+    def lateness_us(self) -> np.ndarray:
+        """How late each tick started against its deadline so far, (ticks,) in microseconds (0 unthrottled)."""
+        return np.asarray(self._lateness_s, dtype=np.float64) * 1e6
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

@@ -15,6 +15,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from policies_export.errors import notes_to_stderr
+from policies_export.metadata import DEFAULT_OBSERVATION_TOLERANCE
 from robopg.config import SECTIONS, Algo, field_help, resolve_config
 from robopg.plot import XAxis
 from robopg.summary import train_summary
@@ -118,7 +120,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from robopg.export import export_policy
 
-    report = export_policy(args.run_dir, args.out, num_observations=args.observations)
+    report = export_policy(args.run_dir, args.out, num_observations=args.observations, obs_tolerance=args.obs_tolerance)
     print(
         f"wrote {report.path}: parity max |torch - onnxruntime| = {report.parity_max_abs_diff:.2e} "
         f"on {report.num_observations} recorded observations; {report.metadata.task}, "
@@ -314,6 +316,8 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
     export.add_argument("run_dir", type=Path, help="run directory (or a .pt checkpoint)")
     export.add_argument("--out", type=Path, required=True, help="path of the .onnx file to write")
     export.add_argument("--observations", type=int, default=1024, help="observations recorded for the parity check")
+    export.add_argument("--obs-tolerance", type=float, default=DEFAULT_OBSERVATION_TOLERANCE, metavar="F", help="the "
+                        "robot accepts observations up to F x max(1, |centre|) beyond their training range (default: %(default)s)")
     export.set_defaults(func=_cmd_export)
 
     _add_evaluate_parser(sub)
@@ -335,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     algo = selected_algo(argv) if argv[:1] == ["train"] else Algo.PPO
     args = build_parser(algo).parse_args(argv)
+    notes_to_stderr(f"robopg {args.command}")
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:

@@ -1,11 +1,15 @@
 """Export a trained run to one self-describing ONNX file, and refuse to write one that disagrees with torch.
 
-The graph maps raw observations to robot actions: normaliser -> actor MLP mean -> clip to [-1, 1] -> affine map
-onto the action bounds. Its ``metadata_props["robopg"]`` is the JSON of ``policies_export.PolicyMetadata``.
+The graph maps raw observations to robot actions: normaliser -> actor MLP mean (+ ``action_probe``, zeros) -> clip
+to [-1, 1] -> affine map onto the action bounds. Its ``metadata_props["robopg"]`` is the JSON of
+``policies_export.PolicyMetadata``, with the file's sha256 digest (policies_export/integrity.py). The probe is an
+overridable initializer: ``Controller.load`` feeds it +-1e20 to run the clip and compare the graph's action range
+with the metadata's bounds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import tempfile
@@ -20,21 +24,29 @@ from torch import nn
 
 import envs
 import robopg
-from policies_export import FORMAT_VERSION, METADATA_KEY, Controller, PolicyMetadata
-from policies_export.metadata import History
+from policies_export import FORMAT_VERSION, METADATA_KEY, Controller, PolicyMetadata, integrity
+from policies_export.metadata import DEFAULT_OBSERVATION_TOLERANCE, History
+from policies_export.runtime import ACTION_PROBE
 from policies_export.safety import SafetyConfig
-from robopg.checkpoint import FINAL, LATEST, atomic_write_bytes, load_checkpoint
+from robopg.checkpoint import (
+    FINAL,
+    LATEST,
+    RunCheckpoint,
+    atomic_write_bytes,
+    load_checkpoint,
+    load_run_checkpoint,
+)
 from robopg.config import EnvConfig, TrainConfig
 from robopg.environment import make_training_env
 from robopg.modules.actor_critic import GaussianActorCritic
-from robopg.trainer import build_policy
+from robopg.trainer import active_parameters, build_policy
 
 PARITY_TOLERANCE = 1e-5
 OPSET = 17
 
 
 class ExportError(RuntimeError):
-    """Export refused to write a file (parity above tolerance, bad run directory)."""
+    """Export refused to write a file (parity above tolerance); an unusable checkpoint raises CheckpointError."""
 
 
 class DeployedPolicy(nn.Module):
@@ -44,9 +56,12 @@ class DeployedPolicy(nn.Module):
     def __init__(self, policy: GaussianActorCritic) -> None:
         super().__init__()
         self.policy = policy
+        # Zeros: no effect on the actions. Made overridable in the file (add_probe_input) for the runtime's check.
+        self.register_buffer(ACTION_PROBE, torch.zeros(policy.act_dim))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.policy.deterministic_action(obs)
+        mean = self.policy.actor(self.policy.normalizer(obs))
+        return self.policy.to_env_action(mean + getattr(self, ACTION_PROBE))
 
 
 @dataclass(frozen=True)
@@ -57,19 +72,18 @@ class ExportReport:
     metadata: PolicyMetadata
 
 
-def find_checkpoint(run_dir: Path) -> Path:
-    """final.pt if training finished, else the latest periodic checkpoint; a .pt path is taken as is."""
+def find_checkpoint(run_dir: Path) -> RunCheckpoint:
+    """final.pt if training finished, else latest.pt, else the newest intact periodic checkpoint (robopg/checkpoint.py
+    says which are passed over and why); a .pt path is taken as is. Raises CheckpointError (a ValueError)."""
+    run_dir = Path(run_dir)
     if run_dir.is_file():
-        return run_dir
-    for name in (FINAL, LATEST):
-        if (run_dir / name).is_file():
-            return run_dir / name
-    raise ExportError(f"{run_dir} holds no checkpoint ({FINAL} or {LATEST}); pass the --out directory of robopg train")
+        return RunCheckpoint(run_dir, load_checkpoint(run_dir))
+    return load_run_checkpoint(run_dir, (FINAL, LATEST))
 
 
 def load_trained_policy(run_dir: Path) -> tuple[GaussianActorCritic, dict]:
     """The policy of a run (eval mode) and its checkpoint state."""
-    state = load_checkpoint(find_checkpoint(run_dir))
+    state = find_checkpoint(run_dir).state
     cfg = TrainConfig.from_dict(state["config"], source=f"{run_dir} checkpoint")
     policy = build_policy(cfg, state["task"])
     policy.load_state_dict(state["policy"])
@@ -130,6 +144,13 @@ def to_onnx_bytes(policy: GaussianActorCritic) -> bytes:
     return buffer.getvalue()
 
 
+def add_probe_input(model: onnx.ModelProto) -> None:
+    """List the ``action_probe`` initializer among the graph's inputs too, which makes it overridable at run time
+    (ONNX IR >= 4: an initializer that is also an input is a default value, not a constant)."""
+    [probe] = [init for init in model.graph.initializer if init.name == ACTION_PROBE]
+    model.graph.input.append(onnx.helper.make_tensor_value_info(ACTION_PROBE, probe.data_type, list(probe.dims)))
+
+
 def max_abs_diff(path: Path, policy: GaussianActorCritic, observations: np.ndarray) -> float:
     """Largest |torch - onnxruntime| over the observations, through the robot's own Controller."""
     with torch.no_grad():
@@ -139,60 +160,79 @@ def max_abs_diff(path: Path, policy: GaussianActorCritic, observations: np.ndarr
     return float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))
 
 
-def export_policy(
-    run_dir: str | Path, out: str | Path, num_observations: int = 1024, tolerance: float = PARITY_TOLERANCE
-) -> ExportReport:
-    """Write ``out`` (atomically) from the run's checkpoint; raise ExportError if parity exceeds tolerance."""
-    run_dir, out = Path(run_dir), Path(out)
-    policy, state = load_trained_policy(run_dir)
+def policy_metadata(policy: GaussianActorCritic, state: dict, obs_tolerance: float) -> PolicyMetadata:
+    """The metadata of the file exported from checkpoint ``state``: parity 0 (measured later), digest placeholder."""
     cfg = TrainConfig.from_dict(state["config"])
     facts = state["task"]
-    observations = record_observations(policy, cfg.env, num_observations, seed=cfg.run.seed + 104_729)
-    model = onnx.load_from_string(to_onnx_bytes(policy))
     layout = tuple((name, int(size)) for name, size in facts["layout"])
     history = History(observations=cfg.env.obs_history, actions=cfg.env.action_history)
     obs_range = observation_range(policy, sum(size for _, size in layout), history)
+    return PolicyMetadata(
+        format_version=FORMAT_VERSION,
+        task=facts["task"],
+        algorithm=state["algorithm"],
+        observation_layout=layout,
+        action_low=tuple(facts["action_low"]),
+        action_high=tuple(facts["action_high"]),
+        control_rate_hz=1.0 / facts["control_dt"],
+        training_steps=int(state["global_step"]),
+        seed=cfg.run.seed,
+        randomization=envs.load_spec(cfg.env.randomization).to_dict(),
+        randomization_active=tuple(active_parameters(cfg.env)),
+        robopg_version=robopg.__version__,
+        parity_max_abs_diff=0.0,
+        exported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        observation_low=obs_range[0] if obs_range else None,
+        observation_high=obs_range[1] if obs_range else None,
+        observation_tolerance=obs_tolerance if obs_range else None,
+        history=history,
+        sha256=integrity.PLACEHOLDER,
+    )
 
-    def metadata_with(parity: float) -> PolicyMetadata:
-        return PolicyMetadata(
-            format_version=FORMAT_VERSION,
-            task=facts["task"],
-            algorithm=state["algorithm"],
-            observation_layout=layout,
-            action_low=tuple(facts["action_low"]),
-            action_high=tuple(facts["action_high"]),
-            control_rate_hz=1.0 / facts["control_dt"],
-            training_steps=int(state["global_step"]),
-            seed=cfg.run.seed,
-            randomization=envs.load_spec(cfg.env.randomization).to_dict(),
-            robopg_version=robopg.__version__,
-            parity_max_abs_diff=parity,
-            exported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            observation_low=obs_range[0] if obs_range else None,
-            observation_high=obs_range[1] if obs_range else None,
-            history=history,
-        )
 
-    def write(path: Path, metadata: PolicyMetadata) -> None:
-        del model.metadata_props[:]
-        entry = model.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, metadata.to_json()
-        onnx.checker.check_model(model, full_check=True)
-        atomic_write_bytes(path, lambda f: f.write(model.SerializeToString()))
+def write_policy_file(model: onnx.ModelProto, path: Path, metadata: PolicyMetadata) -> PolicyMetadata:
+    """Write ``model`` with ``metadata`` atomically, stamped with the file's digest (policies_export/integrity.py);
+    returns the metadata as written (with the digest)."""
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, metadata.to_json()
+    onnx.checker.check_model(model, full_check=True)
+    data, digest = integrity.stamp(model.SerializeToString())
+    atomic_write_bytes(path, lambda f: f.write(data))
+    return dataclasses.replace(metadata, sha256=digest)
+
+
+def export_policy(
+    run_dir: str | Path,
+    out: str | Path,
+    num_observations: int = 1024,
+    tolerance: float = PARITY_TOLERANCE,
+    obs_tolerance: float = DEFAULT_OBSERVATION_TOLERANCE,
+) -> ExportReport:
+    """Write ``out`` (atomically) from the run's checkpoint; raise ExportError if parity exceeds tolerance.
+
+    obs_tolerance: the file's ``observation_tolerance``, how far beyond its training range the robot's safety
+    layer accepts an observation value (policies_export/safety.py); set it above your sensors' noise and bias."""
+    run_dir, out = Path(run_dir), Path(out)
+    policy, state = load_trained_policy(run_dir)
+    cfg = TrainConfig.from_dict(state["config"])
+    observations = record_observations(policy, cfg.env, num_observations, seed=cfg.run.seed + 104_729)
+    model = onnx.load_from_string(to_onnx_bytes(policy))
+    add_probe_input(model)
+    metadata = policy_metadata(policy, state, obs_tolerance)
 
     # Measure through a probe file loaded by the robot's own Controller, then write the real file with the
     # figure in it. The graph does not change with the metadata; measuring the written file again checks that.
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "probe.onnx"
-        write(probe, metadata_with(0.0))
+        write_policy_file(model, probe, metadata)
         parity = max_abs_diff(probe, policy, observations)
     if not parity <= tolerance:
         raise ExportError(
             f"onnxruntime output differs from torch by {parity:.3g} (> {tolerance:g}) on {len(observations)} "
             f"recorded observations; no file written. Check for unsupported ops or extreme normaliser statistics."
         )
-    metadata = metadata_with(parity)
-    write(out, metadata)
+    metadata = write_policy_file(model, out, dataclasses.replace(metadata, parity_max_abs_diff=parity))
     recheck = max_abs_diff(out, policy, observations)
     if recheck != parity:
         out.unlink(missing_ok=True)

@@ -23,8 +23,7 @@ from robopg.checkpoint import (
     FINAL,
     LATEST,
     atomic_write_bytes,
-    latest_checkpoint,
-    load_checkpoint,
+    load_run_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -130,7 +129,8 @@ class Trainer:
         if overrides:
             cfg = cfg.replace(overrides)
         trainer = cls(cfg, run_dir, progress=progress)
-        state = load_checkpoint(latest_checkpoint(run_dir))
+        # latest.pt, else (unreadable) the newest intact older checkpoint, with a warning; a damaged one is refused.
+        state = load_run_checkpoint(run_dir, (LATEST, FINAL)).state
         trainer.policy.load_state_dict(state["policy"])
         trainer.algo.load_state_dict(state["algo"])
         trainer.generator.set_state(state["generator"])

@@ -1,9 +1,9 @@
-"""Controller tick latency vs torch eager, and the footprint of the torch-free runtime install.
+"""Controller tick latency, back to back and paced at the robot's rate, and the footprint of the runtime install.
 
     python scripts/bench_runtime.py            # trains a quick FetchReachDense-v4 policy first (~20 s)
-    python scripts/bench_runtime.py --run-dir RUN --policy POLICY.onnx
+    python scripts/bench_runtime.py --run-dir RUN --policy POLICY.onnx --paced-duration 10 --skip-footprint
 
-One tick, batch 1, numpy observation in -> numpy action out:
+Back to back: one tick, batch 1, numpy observation in -> numpy action out:
 - controller: ``Controller.act(obs, stamp=..., read_s=...)``: observation checks, onnxruntime inference and
   the whole safety layer (range, watchdog, clip, rate limit), as the control loop calls it.
 - onnxruntime only: ``InferenceSession.run`` on a preallocated buffer (what the checks cost on top).
@@ -12,10 +12,21 @@ One tick, batch 1, numpy observation in -> numpy action out:
 Observations are recorded from the task by the trained policy and cycled through, so the range check sees
 real data. The three are interleaved in blocks, so drift of this shared machine's load hits all of them.
 
+Paced: the way a robot runs it, ``run_loop`` with the real monotonic clock against the simulated robot
+(``SimRobot``: MuJoCo steps between ticks, as the robot's other work does), at the file's control rate (25 Hz for
+Fetch), 100 Hz and 500 Hz; each rate with the loop's default timing (sleep until the deadline) and with
+``LoopConfig(precise=PreciseTiming())`` (sleep until 1 ms before, warm-up inference, spin), interleaved in
+rounds. Per run: ``Controller.act`` latency and start-of-tick lateness p50 / p99 / max, deadline misses, and the
+process's CPU time over wall time (% of one core: simulator included; the difference between the two timings at
+one rate is the option's cost).
+
 Footprint: a fresh venv, ``pip install REPO`` without extras, then: size of site-packages, time of
 ``import policies_export.runtime`` in a fresh interpreter (median of 7), and proof that torch is absent.
 
-Writes docs/bench_runtime.json. Targets (DESIGN.md): controller p50 <= 25 us, p99 <= 60 us.
+Writes docs/bench_runtime.json and the tables of README.md's runtime section (between its bench_runtime markers). Targets
+(DESIGN.md): back to back p50 <= 25 us, p99 <= 60 us; paced at the file's rate with the option on,
+``Controller.act`` p99 <= 60 us and lateness p99 <= 200 us. The figures follow the machine's load: the JSON records
+the load average at start and end.
 """
 
 from __future__ import annotations
@@ -36,14 +47,30 @@ import onnxruntime as ort
 import torch
 
 from policies_export import Controller
+from policies_export.loop import LoopConfig, PreciseTiming, run_loop
+from policies_export.telemetry import Telemetry
+from robopg.config import EnvConfig
 from robopg.export import export_policy, load_trained_policy, record_observations
+from robopg.sim_robot import SimRobot
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+README = REPO_ROOT / "README.md"
+README_MARKERS = ("<!-- bench_runtime -->", "<!-- /bench_runtime -->")
 TARGET_P50_US, TARGET_P99_US = 25.0, 60.0
+TARGET_PACED_P99_US, TARGET_LATENESS_P99_US = 60.0, 200.0
+TIMING_NAMES = {
+    "sleep": "sleep (default)",
+    "precise": "precise: 2 warm-up ticks + 1 ms spin",
+    "precise_rt": "precise + SCHED_FIFO",
+}
 
 
 def percentiles(ns: list[int]) -> dict[str, float]:
-    us = np.asarray(ns, dtype=np.float64) / 1e3
+    return percentiles_us(np.asarray(ns, dtype=np.float64) / 1e3)
+
+
+def percentiles_us(values_us: np.ndarray | list[float]) -> dict[str, float]:
+    us = np.asarray(values_us, dtype=np.float64)
     p50, p99 = np.percentile(us, [50, 99])
     return {
         "p50_us": round(float(p50), 2),
@@ -59,7 +86,7 @@ def bench_latency(policy_path: Path, run_dir: Path, ticks: int, block: int = 100
     task = controller.metadata.task
     # record_observations interleaves its 8 envs row by row; regroup them into 8 trajectories, so consecutive
     # ticks see consecutive observations of one episode, as on the robot.
-    recorded = record_observations(policy, task, "none", 2048, seed=7)
+    recorded = record_observations(policy, EnvConfig(task=task, randomization="none"), 2048, seed=7)
     observations = (
         recorded.reshape(-1, 8, recorded.shape[1]).transpose(1, 0, 2).reshape(-1, recorded.shape[1])
     )
@@ -121,6 +148,88 @@ def bench_latency(policy_path: Path, run_dir: Path, ticks: int, block: int = 100
         "controller_interventions": {k: v for k, v in stats["interventions"].items() if v},
         "max_abs_diff_torch_vs_onnxruntime": float(np.abs(got - expected).max()),
     }
+
+
+def bench_paced(
+    policy_path: Path, rates: list[float], duration_s: float, rounds: int, cpu: int | None, priority: int | None
+) -> list[dict]:
+    """Each rate x timing, ``rounds`` runs of duration_s / rounds each, interleaved; samples merged. Timings: the
+    default sleep, PreciseTiming(), and with a priority PreciseTiming(cpu, priority)."""
+    modes = {"sleep": None, "precise": PreciseTiming()}
+    if priority is not None or cpu is not None:
+        modes["precise_rt"] = PreciseTiming(cpu=cpu, priority=priority)
+    samples = {(rate, mode): {"latency": [], "lateness": [], "misses": 0, "ticks": 0, "cpu_s": 0.0, "wall_s": 0.0}
+               for rate in rates for mode in modes}
+    task = Controller.load(policy_path).metadata.task
+    for _ in range(rounds):
+        for rate in rates:
+            for mode, precise in modes.items():
+                controller = Controller.load(policy_path)
+                robot = SimRobot(task, seed=0)
+                telemetry = Telemetry()
+                config = LoopConfig(rate_hz=rate, max_duration_s=duration_s / rounds, precise=precise)
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                result = run_loop(controller, robot, config, telemetry)
+                cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+                robot.close()
+                got = samples[(rate, mode)]
+                got["latency"] += telemetry.latencies_us().tolist()
+                got["lateness"] += telemetry.lateness_us().tolist()
+                got["misses"] += result.summary["deadline_misses"]
+                got["ticks"] += result.summary["ticks"]
+                got["cpu_s"] += cpu_s
+                got["wall_s"] += wall_s
+    rows = []
+    for (rate, mode), got in samples.items():
+        rows.append({
+            "rate_hz": rate,
+            "timing": mode,
+            "ticks": got["ticks"],
+            "controller_act": percentiles_us(got["latency"]),
+            "lateness": percentiles_us(got["lateness"]),
+            "deadline_misses": got["misses"],
+            "cpu_percent_of_one_core": round(100 * got["cpu_s"] / got["wall_s"], 1),
+        })
+    return rows
+
+
+def readme_tables(latency: dict, rows: list[dict], load: tuple[float, float]) -> str:
+    """The README's block: back-to-back latencies, the paced table, the machine's load."""
+    lines = ["| back to back, per tick, numpy in -> numpy out | p50 | p99 | max |", "|---|---|---|---|"]
+    for key, name in (
+        ("controller", "`Controller.act` (checks + onnxruntime + safety layer)"),
+        ("onnxruntime_only", "onnxruntime `session.run` alone"),
+        ("torch_eager", "torch eager, same policy, 1 thread"),
+    ):
+        got = latency[key]
+        lines.append(f"| {name} | {got['p50_us']:.1f} us | {got['p99_us']:.1f} us | {got['max_us']:.0f} us |")
+    lines += [
+        "",
+        "| paced: rate | timing | ticks | `Controller.act` p50 / p99 / max | start-of-tick lateness p50 / p99 / max | "
+        "misses | CPU (one core) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        act, late = row["controller_act"], row["lateness"]
+        timing = TIMING_NAMES[row["timing"]]
+        lines.append(
+            f"| {row['rate_hz']:g} Hz | {timing} | {row['ticks']} | {act['p50_us']:.1f} / {act['p99_us']:.1f} / "
+            f"{act['max_us']:.0f} us | {late['p50_us']:.0f} / {late['p99_us']:.0f} / {late['max_us']:.0f} us | "
+            f"{row['deadline_misses']} | {row['cpu_percent_of_one_core']:.1f}% |"
+        )
+    lines.append("")
+    lines.append(f"Load average (1 min) {load[0]:.1f} at the start, {load[1]:.1f} at the end of the run.")
+    return "\n".join(lines)
+
+
+def write_readme_table(table: str) -> None:
+    text = README.read_text()
+    start, end = README_MARKERS
+    if start not in text or end not in text:
+        raise SystemExit(f"{README} lacks the markers {start} ... {end}; add them where the paced table goes")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    README.write_text(f"{head}{start}\n{table}\n{end}{tail}")
 
 
 def bench_footprint(venv: Path) -> dict:
@@ -213,6 +322,15 @@ def main() -> None:
         help="throw-away venv for the footprint (replaced)",
     )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "bench_runtime.json")
+    parser.add_argument("--rates", type=float, nargs="+", help="paced rates in Hz (default: the file's, 100, 500)")
+    parser.add_argument("--paced-duration", type=float, default=60.0,
+                        help="seconds per rate and timing, split over --paced-rounds (default: %(default)s)")
+    parser.add_argument("--paced-rounds", type=int, default=3, help="interleaved rounds (default: %(default)s)")
+    parser.add_argument("--pin-cpu", type=int, help="also run PreciseTiming(cpu=N, priority=...) (default: no)")
+    parser.add_argument("--rt-priority", type=int,
+                        help="also run PreciseTiming(cpu=..., priority=N): SCHED_FIFO, needs root (default: no)")
+    parser.add_argument("--skip-footprint", action="store_true", help="do not build the throw-away venv")
+    parser.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's paced table")
     args = parser.parse_args()
     if args.ticks < 10_000:
         parser.error("--ticks must be >= 10,000 for a meaningful p99")
@@ -243,10 +361,18 @@ def main() -> None:
             )
         if policy is None:
             policy = export_policy(run_dir, Path(tmp) / "policy.onnx").path
+        load_start = os.getloadavg()[0]
         print(f"latency: {args.ticks} ticks each, interleaved in blocks of 1000", flush=True)
         latency = bench_latency(policy, run_dir, args.ticks)
-    print("footprint: fresh venv, pip install without extras", flush=True)
-    footprint = bench_footprint(args.venv)
+        rates = args.rates or [Controller.load(policy).metadata.control_rate_hz, 100.0, 500.0]
+        print(f"paced: {rates} Hz x (sleep, precise), {args.paced_duration:g} s each in {args.paced_rounds} rounds",
+              flush=True)
+        paced = bench_paced(policy, rates, args.paced_duration, args.paced_rounds, args.pin_cpu, args.rt_priority)
+        load = (load_start, os.getloadavg()[0])
+    footprint = None
+    if not args.skip_footprint:
+        print("footprint: fresh venv, pip install without extras", flush=True)
+        footprint = bench_footprint(args.venv)
 
     ctrl = latency["controller"]
     result = {
@@ -254,6 +380,7 @@ def main() -> None:
         "machine": {
             "cpu": _cpu_model(),
             "cpus_visible": os.cpu_count(),
+            "load_avg_1m_at_start": load[0],
             "load_avg_1m_at_end": os.getloadavg()[0],
             "python": platform.python_version(),
             "onnxruntime": ort.__version__,
@@ -266,10 +393,18 @@ def main() -> None:
             "p99_us": TARGET_P99_US,
             "p50_met": ctrl["p50_us"] <= TARGET_P50_US,
             "p99_met": ctrl["p99_us"] <= TARGET_P99_US,
+            "paced_p99_us": TARGET_PACED_P99_US,
+            "paced_lateness_p99_us": TARGET_LATENESS_P99_US,
+            "paced_met_at_file_rate_with_precise": _paced_met(paced, rates[0]),
         },
+        "paced": paced,
         "footprint": footprint,
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    table = readme_tables(latency, paced, load)
+    if not args.no_readme:
+        write_readme_table(table)
+    print(table)
     tor, ort_only = latency["torch_eager"], latency["onnxruntime_only"]
     print(
         f"controller  p50 {ctrl['p50_us']:.1f} us  p99 {ctrl['p99_us']:.1f} us  max {ctrl['max_us']:.0f} us "
@@ -280,12 +415,23 @@ def main() -> None:
         f"max {ort_only['max_us']:.0f} us"
     )
     print(f"torch eager p50 {tor['p50_us']:.1f} us  p99 {tor['p99_us']:.1f} us  max {tor['max_us']:.0f} us")
-    print(
-        f"footprint   {footprint['site_packages_mb']} MB site-packages "
-        f"({footprint['site_packages_mb_without_pip_setuptools']} MB without pip/setuptools), import "
-        f"{footprint['import_policies_export_runtime_ms']} ms, torch absent: {footprint['torch_absent']}"
-    )
-    print(f"wrote {args.out}")
+    if footprint is not None:
+        print(
+            f"footprint   {footprint['site_packages_mb']} MB site-packages "
+            f"({footprint['site_packages_mb_without_pip_setuptools']} MB without pip/setuptools), import "
+            f"{footprint['import_policies_export_runtime_ms']} ms, torch absent: {footprint['torch_absent']}"
+        )
+    print(f"wrote {args.out}" + ("" if args.no_readme else f" and the tables in {README}"))
+
+
+def _paced_met(paced: list[dict], rate: float) -> dict[str, bool]:
+    """Per precise timing: both paced targets met at ``rate``."""
+    return {
+        row["timing"]: row["controller_act"]["p99_us"] <= TARGET_PACED_P99_US
+        and row["lateness"]["p99_us"] <= TARGET_LATENESS_P99_US
+        for row in paced
+        if row["rate_hz"] == rate and row["timing"] != "sleep"
+    }
 
 
 def _cpu_model() -> str:

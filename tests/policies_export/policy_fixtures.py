@@ -1,4 +1,6 @@
-"""Fixture policy files for the runtime tests, built with onnx.helper: obs (5) -> Gemm -> per-dimension clip -> action (2).
+"""Fixture policy files for the runtime tests, built with onnx.helper: obs (5) -> Gemm -> + action_probe ->
+per-dimension clip -> action (2), like robopg export's graphs (the probe lets Controller.load compare the clip
+with the metadata's bounds).
 
 onnx is used here only to *write* fixture files; the runtime under test never imports it.
 """
@@ -47,21 +49,31 @@ def build_model(
     weight: np.ndarray = W,
     bias: np.ndarray = B,
     clip: bool = True,
+    clip_low: tuple[float, ...] = ACTION_LOW,
+    clip_high: tuple[float, ...] = ACTION_HIGH,
+    probe: bool | None = None,
     scale: np.ndarray | None = None,
     metadata_json: str | None = None,
     input_name: str = "obs",
     output_name: str = "action",
     batch_dim: str | int = "batch",
 ) -> onnx.ModelProto:
-    """action = clip(obs @ weight.T + bias) [* scale]; ``metadata_json`` None leaves out robopg metadata."""
+    """action = clip(obs @ weight.T + bias + action_probe) [* scale]; ``metadata_json`` None leaves out robopg
+    metadata. ``probe`` (default: with the clip and without a scale) adds the overridable ``action_probe``."""
     act_dim, obs_dim = weight.shape
     initializers = [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "b")]
     nodes = [helper.make_node("Gemm", [input_name, "W", "b"], ["y"], transB=1)]
+    extra_inputs = []
     last = "y"
+    if probe if probe is not None else (clip and scale is None):
+        initializers.append(numpy_helper.from_array(np.zeros(act_dim, np.float32), "action_probe"))
+        extra_inputs.append(helper.make_tensor_value_info("action_probe", TensorProto.FLOAT, [act_dim]))
+        nodes.append(helper.make_node("Add", [last, "action_probe"], ["y_probed"]))
+        last = "y_probed"
     if clip:
         initializers += [
-            numpy_helper.from_array(np.asarray(ACTION_LOW, np.float32), "low"),
-            numpy_helper.from_array(np.asarray(ACTION_HIGH, np.float32), "high"),
+            numpy_helper.from_array(np.asarray(clip_low, np.float32), "low"),
+            numpy_helper.from_array(np.asarray(clip_high, np.float32), "high"),
         ]
         nodes += [
             helper.make_node("Max", [last, "low"], ["y_lo"]),
@@ -76,7 +88,7 @@ def build_model(
     graph = helper.make_graph(
         nodes,
         "test_policy",
-        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [batch_dim, obs_dim])],
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [batch_dim, obs_dim]), *extra_inputs],
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [batch_dim, act_dim])],
         initializers,
     )

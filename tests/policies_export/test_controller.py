@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import pytest
 from policy_fixtures import ACTION_HIGH, ACTION_LOW, expected_action, make_metadata
 
 from policies_export import Controller, ObservationError, PolicyFileError
-from policies_export.safety import SafetyConfig
+from policies_export.integrity import PLACEHOLDER
+from policies_export.safety import Intervention, SafetyConfig
 
 OBS = np.array([0.5, -1.0, 0.25, 2.0, -0.5])  # float64 on purpose: act() accepts any real dtype
 NAN_OBS = np.array([0.5, np.nan, 0.25, 2.0, -0.5])
@@ -22,7 +25,8 @@ HUGE_OBS = np.array([100.0, 0.0, 0.0, 0.0, 0.0])
 
 def test_load_exposes_metadata_and_bounds(policy_path: Path) -> None:
     ctrl = Controller.load(policy_path)
-    assert ctrl.metadata == make_metadata()
+    assert dataclasses.replace(ctrl.metadata, sha256=None) == make_metadata()
+    assert ctrl.digest_verified and ctrl.bounds_verified
     assert ctrl.layout == (("joint_pos", 3), ("goal", 2))
     assert (ctrl.obs_dim, ctrl.act_dim) == (5, 2)
     assert ctrl.action_low.dtype == np.float32 and ctrl.action_high.dtype == np.float32
@@ -125,7 +129,7 @@ def test_onnx_without_robopg_metadata(write_policy: Callable[..., Path]) -> None
 
 def test_unknown_format_version(write_policy: Callable[..., Path]) -> None:
     path = write_policy(
-        metadata=make_metadata().to_json().replace('"format_version": 1', '"format_version": 99')
+        metadata=make_metadata(sha256=PLACEHOLDER).to_json().replace('"format_version": 1', '"format_version": 99')
     )
     with pytest.raises(
         PolicyFileError, match=r"format_version 99 is not supported; .* reads format_version 1\. Upgrade"
@@ -134,7 +138,7 @@ def test_unknown_format_version(write_policy: Callable[..., Path]) -> None:
 
 
 def test_metadata_missing_a_field(write_policy: Callable[..., Path]) -> None:
-    text = make_metadata().to_json().replace('"control_rate_hz": 25.0, ', "")
+    text = make_metadata(sha256=PLACEHOLDER).to_json().replace('"control_rate_hz": 25.0, ', "")
     assert "control_rate_hz" not in text
     path = write_policy(metadata=text)
     with pytest.raises(PolicyFileError, match=rf"^{path}: .*missing field\(s\) 'control_rate_hz'; re-export"):
@@ -223,8 +227,7 @@ def test_dict_with_wrong_field_size(policy_path: Path) -> None:
 # ---------------------------------------------------------------- runtime faults fall back, never raise
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e39])  # 1e39 overflows float32 to inf
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nonfinite_obs_with_hold_returns_previous_action(policy_path: Path, bad: float) -> None:
     ctrl = Controller.load(policy_path, safety=SafetyConfig(safe_action="hold"))
     previous = ctrl.act(OBS)
@@ -238,6 +241,23 @@ def test_nonfinite_obs_with_hold_returns_previous_action(policy_path: Path, bad:
     assert stats["ticks"] == 3
     ctrl.act(OBS)
     assert ctrl.stats["consecutive_fallbacks"] == 0
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_a_value_beyond_float32_is_reported_as_itself_without_a_warning(policy_path: Path, as_dict: bool) -> None:
+    """1e39 does not fit float32 (max 3.4e38): it is checked before the cast, so it is named as 1e+39, not inf."""
+    ctrl = Controller.load(policy_path, safety=SafetyConfig(safe_action="zero"))
+    obs = OBS.copy()
+    obs[2] = -1e39
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "overflow encountered in cast" RuntimeWarning
+        action = ctrl.act({"joint_pos": obs[:3], "goal": obs[3:]} if as_dict else obs)
+        batch = ctrl.act_batch(np.stack([OBS, obs]))
+    np.testing.assert_array_equal(action, [0.0, 0.0])
+    [(kind, detail)] = ctrl.safety.events
+    assert kind is Intervention.OBS_OUT_OF_RANGE and "joint_pos[2]=-1e+39" in detail and "float32" in detail
+    np.testing.assert_allclose(batch, [expected_action(OBS), [0.0, 0.0]], atol=1e-6)
+    assert ctrl.stats["interventions"]["obs_out_of_range"] == 2 and ctrl.stats["interventions"]["nonfinite_obs"] == 0
 
 
 def test_nonfinite_obs_in_dict_input(policy_path: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 from policy_fixtures import expected_action, make_metadata
 
 from policies_export import Controller
-from policies_export.loop import LoopConfig, StopReason, run_loop
+from policies_export.loop import LoopConfig, PreciseTiming, StopReason, run_loop
 from policies_export.replay import ReplayRobot
 from policies_export.robot import EpisodicRobot, Robot
 from policies_export.safety import SafetyConfig
@@ -151,7 +153,6 @@ def test_frozen_sensor_stream_is_caught_by_the_stale_watchdog(policy_path: Path,
     assert result.summary["interventions"]["stale_obs"] == 3  # the 1st is fresh, 1 repeat is tolerated
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_nan_and_out_of_range_observations_from_a_log(
     write_policy: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -219,3 +220,77 @@ def test_loop_config_checks_its_values() -> None:
         LoopConfig(rate_hz=0.0)
     with pytest.raises(ValueError, match="max_ticks must be >= 1"):
         LoopConfig(max_ticks=0)
+
+
+# ---------------------------------------------------------------- precise timing (LoopConfig.precise)
+
+
+def test_precise_timing_never_starts_a_tick_early_and_sends_the_same_actions(policy_path: Path, tmp_path: Path) -> None:
+    """Real clock, 200 Hz: spinning up to each deadline means no tick starts before it; the warm-up ticks run on
+    a shadow controller, so actions, telemetry and counters equal those of the plain loop on the same log."""
+    log = _write_log(tmp_path / "log.jsonl", OBSERVATIONS, dt=0.005)
+    runs = {}
+    for name, precise in (("plain", None), ("precise", PreciseTiming(spin_s=0.001, warm_ups=2))):
+        robot = ReplayRobot.from_file(log)
+        controller = Controller.load(policy_path, safety=NO_RATE_LIMIT)
+        telemetry = Telemetry()
+        result = run_loop(controller, robot, LoopConfig(rate_hz=200, precise=precise), telemetry)
+        runs[name] = (robot.actions, controller.stats, result.summary, telemetry.lateness_us())
+    (plain_actions, plain_stats, plain_summary, _), (actions, stats, summary, lateness) = runs["plain"], runs["precise"]
+    np.testing.assert_array_equal(actions, plain_actions)
+    assert stats == plain_stats and summary["interventions"] == plain_summary["interventions"]
+    assert summary["ticks"] == 20 and (lateness >= 0).all()
+
+
+def test_warm_up_leaves_the_controllers_state_and_history_untouched(write_policy: Callable[..., Path]) -> None:
+    """With history (K=2, M=1): dummy ticks between real ones change nothing the robot gets or the counters say."""
+    meta = make_metadata(history={"observations": 2, "actions": 1})
+    path = write_policy(metadata=meta, weight=RNG.normal(scale=0.2, size=(2, 12)).astype(np.float32))
+    plain, warmed = Controller.load(path), Controller.load(path)
+    for i, obs in enumerate(OBSERVATIONS[:8]):
+        warmed.warm_up(3)
+        bad = obs if i != 4 else np.full(5, np.nan)  # a fallback tick too
+        np.testing.assert_array_equal(warmed.act(bad, stamp=float(i)), plain.act(bad, stamp=float(i)))
+        np.testing.assert_array_equal(warmed.last_input, plain.last_input)
+    assert warmed.stats == plain.stats and warmed.stats["ticks"] == 8
+
+
+def test_pinning_and_real_time_priority_apply_during_the_loop_only(policy_path: Path, tmp_path: Path) -> None:
+    seen = []
+
+    class Probe(ReplayRobot):
+        def read(self):  # what scheduling the loop's thread has while it runs
+            seen.append((os.sched_getaffinity(0), os.sched_getscheduler(0)))
+            return super().read()
+
+    before = (os.sched_getaffinity(0), os.sched_getscheduler(0))
+    cpu = min(before[0])
+    robot = Probe([OBSERVATIONS[0]] * 3, [0.0, 0.005, 0.01])
+    try:
+        config = LoopConfig(rate_hz=200, precise=PreciseTiming(cpu=cpu, priority=1))
+        run_loop(Controller.load(policy_path), robot, config)
+    except PermissionError as err:  # not root: the message says what to do; the rest still runs unprivileged
+        assert "rtprio" in str(err) and "leave PreciseTiming.priority unset" in str(err)
+        run_loop(Controller.load(policy_path), robot, LoopConfig(rate_hz=200, precise=PreciseTiming(cpu=cpu)))
+        assert all(affinity == {cpu} for affinity, _ in seen)
+    else:
+        assert len(seen) >= 3 and all(got == ({cpu}, os.SCHED_FIFO) for got in seen)
+    assert (os.sched_getaffinity(0), os.sched_getscheduler(0)) == before
+
+
+def test_real_time_priority_without_the_right_to_it_names_the_fix(policy_path: Path, tmp_path: Path) -> None:
+    """Without the right to real-time scheduling (as root: a child without CAP_SYS_NICE, via util-linux's setpriv)
+    --rt-priority exits 2 with the fix."""
+    log = _write_log(tmp_path / "log.jsonl", OBSERVATIONS[:3])
+    unprivileged = ["setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice"] if os.getuid() == 0 else []
+    args = [str(policy_path), "--robot", f"replay:{log}", "--precise-timing", "--rt-priority", "10"]
+    done = subprocess.run(
+        [*unprivileged, sys.executable, "-m", "policies_export", *args],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 2, done.stderr
+    assert "SCHED_FIFO) is not permitted" in done.stderr and "Traceback" not in done.stderr
+    with pytest.raises(ValueError, match=r"priority must be a SCHED_FIFO priority in 1\.\.99, got 0"):
+        PreciseTiming(priority=0)
+    with pytest.raises(ValueError, match=r"cpu 4096 is not one this process may run on"):
+        PreciseTiming(cpu=4096)

@@ -11,6 +11,7 @@ import pytest
 from policy_fixtures import expected_action, make_metadata
 
 from policies_export import Controller, PolicyFileError, PolicyMetadata
+from policies_export.metadata import DEFAULT_OBSERVATION_TOLERANCE
 from policies_export.safety import Intervention, SafetyConfig
 
 OBS = np.array([0.5, -1.0, 0.25, 2.0, -0.5])
@@ -93,6 +94,49 @@ def test_range_check_can_be_turned_off_and_is_off_for_files_without_ranges(
     assert off.stats["fallbacks"] == older.stats["fallbacks"] == 0
 
 
+def test_the_range_is_widened_by_the_tolerance_and_near_misses_are_counted_not_fallen_back_on(
+    write_policy: Callable[..., Path],
+) -> None:
+    """Ranges [-3, 3] (centre 0) and, for goal[1], [9.9, 10.1] (centre 10); default tolerance 0.05, so by hand
+    the accepted ranges are [-3.05, 3.05] and [9.9 - 0.5, 10.1 + 0.5] = [9.4, 10.6]."""
+    meta = make_metadata(observation_low=(*OBS_LOW[:4], 9.9), observation_high=(*OBS_HIGH[:4], 10.1))
+    ctrl = Controller.load(write_policy(metadata=meta), safety=SafetyConfig(safe_action="zero"))
+    assert ctrl.safety.obs_tolerance == DEFAULT_OBSERVATION_TOLERANCE == 0.05
+    inside = np.array([0.5, -1.0, 0.25, 2.0, 10.0])
+    for value, index, near in [(3.04, 0, True), (10.55, 4, True), (9.45, 4, True), (3.06, 0, False), (10.65, 4, False)]:
+        obs = inside.copy()
+        obs[index] = value
+        action = ctrl.act(obs)
+        [(kind, detail)] = ctrl.safety.events
+        if near:  # the policy's own action, and a notice naming the value
+            assert kind is Intervention.OBS_NEAR_MISS and "within the tolerance" in detail
+            np.testing.assert_allclose(action, expected_action(obs), atol=1e-6)
+        else:
+            assert kind is Intervention.OBS_OUT_OF_RANGE and "(tolerance 0.05 x max(1, |centre|))" in detail
+            np.testing.assert_array_equal(action, [0.0, 0.0])
+    stats = ctrl.stats
+    assert stats["interventions"]["obs_near_miss"] == 3 and stats["interventions"]["obs_out_of_range"] == 2
+    assert stats["fallbacks"] == 2
+    batch = ctrl.act_batch(np.stack([inside, [3.04, 0, 0, 0, 10], [3.06, 0, 0, 0, 10]]))
+    np.testing.assert_array_equal(batch[2], [0.0, 0.0])
+    assert ctrl.stats["interventions"]["obs_near_miss"] == 4 and ctrl.stats["interventions"]["obs_out_of_range"] == 3
+
+
+def test_the_tolerance_comes_from_the_file_or_the_config(write_policy: Callable[..., Path]) -> None:
+    meta = make_metadata(observation_low=OBS_LOW, observation_high=OBS_HIGH, observation_tolerance=0.5)
+    path = write_policy(metadata=meta)
+    obs = np.array([3.4, 0.0, 0.0, 0.0, 0.0])  # 0.4 beyond [-3, 3]
+    from_file = Controller.load(path, safety=NO_RATE_LIMIT)
+    assert from_file.safety.obs_tolerance == 0.5 and from_file.metadata.observation_tolerance == 0.5
+    from_file.act(obs)
+    assert from_file.stats["interventions"]["obs_near_miss"] == 1 and from_file.stats["fallbacks"] == 0
+    strict = Controller.load(path, safety=SafetyConfig(obs_range_tolerance=0.0))  # the training range only
+    strict.act([3.001, 0.0, 0.0, 0.0, 0.0])
+    assert strict.stats["interventions"]["obs_out_of_range"] == 1
+    with pytest.raises(PolicyFileError, match="observation_tolerance must be a finite number >= 0"):
+        make_metadata(observation_low=OBS_LOW, observation_high=OBS_HIGH, observation_tolerance=-0.1)
+
+
 def test_act_batch_applies_the_range_check_per_row(ranged_policy: Path) -> None:
     ctrl = Controller.load(ranged_policy)
     actions = ctrl.act_batch(np.stack([OBS, [0, 0, 0, 0, 9.0]]))
@@ -107,11 +151,19 @@ def test_stale_timestamp_sends_the_safe_action_after_max_stale_ticks(policy_path
     ctrl.act(OBS, stamp=1.0)  # one repeat tolerated
     assert ctrl.stats["fallbacks"] == 0
     np.testing.assert_array_equal(ctrl.act(OBS, stamp=1.0), [0.0, 0.0])
-    np.testing.assert_array_equal(ctrl.act(OBS, stamp=0.5), [0.0, 0.0])  # going back is not advancing either
     [(kind, detail)] = ctrl.safety.events
-    assert kind is Intervention.STALE_OBS and "has not advanced for 3 ticks" in detail
+    assert kind is Intervention.STALE_OBS and "has not advanced for 2 ticks" in detail
     np.testing.assert_allclose(ctrl.act(OBS, stamp=1.04), expected_action(OBS), atol=1e-6)  # fresh again
-    assert ctrl.stats["interventions"]["stale_obs"] == 2
+    assert ctrl.stats["interventions"]["stale_obs"] == 1
+
+
+def test_a_timestamp_that_goes_back_is_named_and_refused_at_once(policy_path: Path) -> None:
+    ctrl = Controller.load(policy_path, safety=SafetyConfig(safe_action="zero", max_stale_ticks=1))
+    ctrl.act(OBS, stamp=1.0)
+    np.testing.assert_array_equal(ctrl.act(OBS, stamp=0.96), [0.0, 0.0])  # no tolerance, unlike a repeat
+    [(kind, detail)] = ctrl.safety.events
+    assert kind is Intervention.STALE_OBS and "went back from 1.000000 s to 0.960000 s" in detail
+    np.testing.assert_allclose(ctrl.act(OBS, stamp=1.04), expected_action(OBS), atol=1e-6)
 
 
 def test_slow_read_sends_the_safe_action(policy_path: Path) -> None:
@@ -170,7 +222,6 @@ def test_safe_action_is_not_rate_limited(policy_path: Path) -> None:
     np.testing.assert_array_equal(ctrl.act([np.nan] * 5), [0.0, 0.0])
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_no_input_gets_an_action_outside_the_bounds(write_policy: Callable[..., Path]) -> None:
     """Random, huge, NaN and inf observations through a graph without its clip: every action within bounds."""
     path = write_policy(
@@ -194,6 +245,7 @@ def test_no_input_gets_an_action_outside_the_bounds(write_policy: Callable[..., 
         ({"max_action_change": 0.0}, "max_action_change must be a positive fraction"),
         ({"max_stale_ticks": -1}, "max_stale_ticks must be >= 0"),
         ({"max_read_s": 0.0}, "max_read_s must be > 0 seconds"),
+        ({"obs_range_tolerance": float("nan")}, "obs_range_tolerance must be a finite number >= 0"),
     ],
 )
 def test_safety_config_checks_its_values(kwargs: dict, expected: str) -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from policies_export import Controller
+from robopg.checkpoint import CheckpointError
 from robopg.config import EnvConfig
 from robopg.export import ExportError, export_policy, load_trained_policy, record_observations
 
@@ -49,5 +50,5 @@ def test_export_refuses_when_parity_exceeds_tolerance(tiny_run, tmp_path):
 
 
 def test_export_of_a_directory_without_checkpoint_names_the_fix(tmp_path):
-    with pytest.raises(ExportError, match="holds no checkpoint.*robopg train"):
+    with pytest.raises(CheckpointError, match="holds no checkpoint.*robopg train"):
         export_policy(tmp_path, tmp_path / "p.onnx")
