@@ -22,6 +22,7 @@ Written by ``robopg export`` (via ``PolicyMetadata(...).to_json()``), read by ``
       "observation_tolerance": 0.05,        (optional, see below)
       "history": {"observations": 3, "actions": 2}   (optional, see below)
       "randomization_active": ["object_mass", ...]    (optional, see below)
+      "preset": "fetch-push"                           (optional, see below)
       "sha256": "9f2c...64 hex digits"                 (optional, see below)
     }
 
@@ -42,6 +43,9 @@ per tick. Files without it have no history (K = 1, M = 0); the key is written on
 ``randomization_active`` (optional, added without a version bump): the parameters of the ``randomization`` spec
 that had a target on the task, so were actually varied in training (what ``info["randomization"]`` reported), in
 spec order; e.g. ``object_mass`` is in the default spec but inactive on FetchReach. None in older files.
+
+``preset`` (optional, added without a version bump): the name of the training recipe (``robopg train --preset``)
+the run started from; absent when it started from none.
 
 ``sha256`` (optional, added without a version bump): the file's integrity digest, written by ``robopg export`` and
 checked by ``Controller.load`` (``policies_export/integrity.py`` defines what it covers). Files without it load
@@ -153,6 +157,8 @@ class PolicyMetadata:
     randomization_active: tuple[str, ...] | None = None
     """Names of the spec's parameters the task had a target for (varied in training), spec order; None in older
     files."""
+    preset: str | None = None
+    """The ``robopg train --preset`` recipe the run started from, None when none (and in older files)."""
     sha256: str | None = None
     """The file's integrity digest (64 lowercase hex digits, integrity.py), None in older files. On metadata that
     export has not stamped yet it is ``integrity.PLACEHOLDER``."""
@@ -186,6 +192,8 @@ class PolicyMetadata:
         object.__setattr__(self, "history", _check_history(self.history))
         if self.sha256 is not None:
             _check_str("sha256", self.sha256)
+        if self.preset is not None:
+            _check_str("preset", self.preset)
         if self.randomization_active is not None:
             if not isinstance(self.randomization_active, list | tuple):
                 raise PolicyFileError(
@@ -307,6 +315,8 @@ class PolicyMetadata:
             doc["history"] = self.history.to_dict()
         if self.randomization_active is not None:
             doc["randomization_active"] = list(self.randomization_active)
+        if self.preset is not None:
+            doc["preset"] = self.preset
         if self.sha256 is not None:
             doc["sha256"] = self.sha256
         return json.dumps(doc, sort_keys=True, allow_nan=False)
@@ -315,7 +325,7 @@ class PolicyMetadata:
         """The document for people: what the robot must send and receive, and where the policy came from."""
         lines = [
             f"task              {self.task} ({self.algorithm}, {self.training_steps} training steps, "
-            f"seed {self.seed})",
+            f"seed {self.seed}" + (f", preset {self.preset}" if self.preset else "") + ")",
             f"control rate      {self.control_rate_hz:g} Hz "
             f"(one action every {1e3 / self.control_rate_hz:.4g} ms)",
             f"observation       {self.obs_dim} values: {self.layout_str()}",
@@ -404,7 +414,8 @@ class PolicyMetadata:
 
 _FIELD_NAMES: tuple[str, ...] = tuple(PolicyMetadata.__dataclass_fields__)
 _OPTIONAL_FIELDS: frozenset[str] = frozenset(
-    {"observation_low", "observation_high", "observation_tolerance", "history", "randomization_active", "sha256"}
+    {"observation_low", "observation_high", "observation_tolerance", "history", "randomization_active", "preset",
+     "sha256"}
 )
 _REQUIRED_FIELDS: tuple[str, ...] = tuple(name for name in _FIELD_NAMES if name not in _OPTIONAL_FIELDS)
 

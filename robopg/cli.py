@@ -15,11 +15,29 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from policies_export.errors import notes_to_stderr
-from policies_export.metadata import DEFAULT_OBSERVATION_TOLERANCE
-from robopg.config import SECTIONS, Algo, field_help, resolve_config
-from robopg.plot import XAxis
-from robopg.summary import train_summary
+from robopg.video import GLUnavailableError, choose_gl_backend
+
+
+def _gl_before_mujoco(argv: list[str]) -> GLUnavailableError | None:
+    """`evaluate --video` must choose MuJoCo's GL backend before anything imports MuJoCo, which binds it at import,
+    and the config below imports envs (MuJoCo): so it is chosen here, before those imports. The error, if any, is
+    reported by main() as the command's one-line error."""
+    if argv[:1] != ["evaluate"] or "--video" not in argv:
+        return None
+    try:
+        choose_gl_backend()
+    except GLUnavailableError as err:
+        return err
+    return None
+
+
+_GL_ERROR = _gl_before_mujoco(sys.argv[1:])
+
+from policies_export.errors import notes_to_stderr  # noqa: E402 - after the GL choice, see above
+from policies_export.metadata import DEFAULT_OBSERVATION_TOLERANCE  # noqa: E402
+from robopg.config import SECTIONS, Algo, field_help, resolve_config  # noqa: E402
+from robopg.plot import XAxis  # noqa: E402
+from robopg.summary import train_summary  # noqa: E402
 
 
 def _flag(name: str, prefix: str = "") -> str:
@@ -341,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(algo).parse_args(argv)
     notes_to_stderr(f"robopg {args.command}")
     try:
+        if _GL_ERROR is not None and getattr(args, "video", None) is not None:
+            raise _GL_ERROR
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"robopg {args.command}: error: {err}", file=sys.stderr)

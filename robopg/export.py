@@ -179,6 +179,7 @@ def policy_metadata(policy: GaussianActorCritic, state: dict, obs_tolerance: flo
         seed=cfg.run.seed,
         randomization=envs.load_spec(cfg.env.randomization).to_dict(),
         randomization_active=tuple(active_parameters(cfg.env)),
+        preset=cfg.run.preset or None,
         robopg_version=robopg.__version__,
         parity_max_abs_diff=0.0,
         exported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from policies_export import Controller
 from robopg.config import resolve_config
 from robopg.presets import describe, preset_names
 
@@ -54,6 +55,11 @@ def test_a_preset_run_records_its_name(tmp_path):
     assert out.returncode == 0, out.stderr
     saved = json.loads((run / "config.json").read_text())
     assert saved["run"]["preset"] == "fetch-reach" and saved["env"]["action_history"] == 3
+    policy = tmp_path / "p.onnx"
+    assert robopg("export", str(run), "--out", str(policy)).returncode == 0
+    assert Controller.load(policy).metadata.preset == "fetch-reach"
+    shown = robopg("inspect", str(policy))
+    assert "preset fetch-reach" in shown.stdout
 
 
 def test_unknown_preset_is_a_clear_error():
