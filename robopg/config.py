@@ -15,19 +15,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
+from envs import Backend
+
 
 def option(default: Any, help: str) -> Any:  # noqa: A002 - "help" mirrors argparse
     """A dataclass field whose help text the CLI shows."""
     if isinstance(default, (list, dict)):
         raise TypeError("use tuples for sequence defaults")
     return field(default=default, metadata={"help": help})
-
-
-class Backend(StrEnum):
-    AUTO = "auto"
-    SYNC = "sync"
-    SUBPROCESS = "subprocess"
-    BATCHED = "batched"
 
 
 class Reward(StrEnum):

@@ -17,7 +17,7 @@ from robopg.config import EnvConfig, Reward
 
 def make_training_env(cfg: EnvConfig, num_envs: int, seed: int) -> Any:
     """num_envs environments of ``cfg.task`` with the run's randomisation and wrappers (env i seeded seed + i)."""
-    env = envs.make_vec(cfg.task, num_envs, seed=seed, randomization=cfg.randomization, backend=cfg.backend.value)
+    env = envs.make_vec(cfg.task, num_envs, seed=seed, randomization=cfg.randomization, backend=cfg.backend)
     if cfg.reward is Reward.SHAPED:
         scales = RewardScales(reach=cfg.reach_scale, goal=cfg.goal_scale, success=cfg.success_scale,
                               reach_offset=cfg.reach_offset)
