@@ -83,7 +83,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from robopg.trainer import Trainer
+    from robopg.runners import Trainer
 
     overrides = _overrides(args)
     if args.resume:

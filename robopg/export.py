@@ -23,11 +23,12 @@ import robopg
 from policies_export import FORMAT_VERSION, METADATA_KEY, Controller, PolicyMetadata
 from policies_export.metadata import History
 from policies_export.safety import SafetyConfig
+from robopg import seeds
 from robopg.checkpoint import FINAL, LATEST, atomic_write_bytes, load_checkpoint
 from robopg.config import EnvConfig, TrainConfig
 from robopg.environment import make_training_env
-from robopg.modules.actor_critic import GaussianActorCritic
-from robopg.trainer import build_policy
+from robopg.facts import TaskFacts
+from robopg.modules import GaussianActorCritic, build_policy
 
 PARITY_TOLERANCE = 1e-5
 OPSET = 17
@@ -71,7 +72,7 @@ def load_trained_policy(run_dir: Path) -> tuple[GaussianActorCritic, dict]:
     """The policy of a run (eval mode) and its checkpoint state."""
     state = load_checkpoint(find_checkpoint(run_dir))
     cfg = TrainConfig.from_dict(state["config"], source=f"{run_dir} checkpoint")
-    policy = build_policy(cfg, state["task"])
+    policy = build_policy(cfg, TaskFacts.from_dict(state["task"], source=f"{run_dir} checkpoint"))
     policy.load_state_dict(state["policy"])
     policy.eval()
     return policy, state
@@ -82,12 +83,13 @@ def record_observations(policy: GaussianActorCritic, env_cfg: EnvConfig, num: in
     """Observations the policy meets in its training env (stochastic actions, for coverage): (>= num, input_dim)
     float32, as the policy's input (with any history the run stacks: robopg/environment.py wraps it)."""
     num_envs = 8
+    generator = seeds.generator(seed)
     env = make_training_env(env_cfg, num_envs, seed=seed)
     try:
         obs, _ = env.reset(seed=seed)
         recorded = [obs]
         for _ in range(-(-num // num_envs) - 1):
-            actions = policy.sample_actions(torch.from_numpy(obs))
+            actions = policy.sample_actions(torch.from_numpy(obs), generator)
             obs, *_ = env.step(policy.to_env_action(actions).numpy())
             recorded.append(obs)
     finally:
@@ -146,22 +148,21 @@ def export_policy(
     run_dir, out = Path(run_dir), Path(out)
     policy, state = load_trained_policy(run_dir)
     cfg = TrainConfig.from_dict(state["config"])
-    facts = state["task"]
-    observations = record_observations(policy, cfg.env, num_observations, seed=cfg.run.seed + 104_729)
+    facts = TaskFacts.from_dict(state["task"], source=f"{run_dir} checkpoint")
+    observations = record_observations(policy, cfg.env, num_observations, seed=seeds.export_recording_seed(cfg.run.seed))
     model = onnx.load_from_string(to_onnx_bytes(policy))
-    layout = tuple((name, int(size)) for name, size in facts["layout"])
     history = History(observations=cfg.env.obs_history, actions=cfg.env.action_history)
-    obs_range = observation_range(policy, sum(size for _, size in layout), history)
+    obs_range = observation_range(policy, facts.obs_dim, history)
 
     def metadata_with(parity: float) -> PolicyMetadata:
         return PolicyMetadata(
             format_version=FORMAT_VERSION,
-            task=facts["task"],
+            task=facts.task,
             algorithm=state["algorithm"],
-            observation_layout=layout,
-            action_low=tuple(facts["action_low"]),
-            action_high=tuple(facts["action_high"]),
-            control_rate_hz=1.0 / facts["control_dt"],
+            observation_layout=facts.layout,
+            action_low=facts.action_low,
+            action_high=facts.action_high,
+            control_rate_hz=facts.control_rate_hz,
             training_steps=int(state["global_step"]),
             seed=cfg.run.seed,
             randomization=envs.load_spec(cfg.env.randomization).to_dict(),

@@ -18,7 +18,7 @@ from pathlib import Path
 from robopg.config import TrainConfig, load_config
 from robopg.evaluate import evaluate_policy
 from robopg.export import export_policy
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 
 def main() -> None:
