@@ -1,4 +1,4 @@
-"""``robopg train | export | evaluate``: the command-line contract of DESIGN.md.
+"""``robopg train | export | evaluate | inspect``: the command-line contract of docs/design.md.
 
 Train flags are generated from the config dataclasses (robopg/config.py), so ``robopg train --help`` lists
 every option with its default and meaning. Precedence: defaults < ``--config FILE`` < flags.

@@ -15,7 +15,7 @@ real data. The three are interleaved in blocks, so drift of this shared machine'
 Footprint: a fresh venv, ``pip install REPO`` without extras, then: size of site-packages, time of
 ``import policies_export.runtime`` in a fresh interpreter (median of 7), and proof that torch is absent.
 
-Writes docs/bench_runtime.json. Targets (DESIGN.md): controller p50 <= 25 us, p99 <= 60 us.
+Writes docs/bench_runtime.json. Targets (docs/design.md): controller p50 <= 25 us, p99 <= 60 us.
 """
 
 from __future__ import annotations
