@@ -38,8 +38,12 @@ def hidden_layers(in_dim: int, hidden: Sequence[int], activation: Activation,
 
 
 def _linear(in_dim: int, out_dim: int, gain: float, generator: torch.Generator | None) -> nn.Linear:
-    # skip_init: nn.Linear's own (kaiming) init would draw from torch's global generator, only to be overwritten.
+    # nn.Linear's own init draws from torch's global generator; skip it and make its draws from ``generator``
+    # instead before the orthogonal init replaces them: the stream of draws stays the one robopg's seeded runs
+    # have always made, so a seed reproduces the documented results.
     layer = skip_init(nn.Linear, in_dim, out_dim)
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    nn.init.uniform_(layer.bias, -1 / math.sqrt(in_dim), 1 / math.sqrt(in_dim), generator=generator)
     nn.init.orthogonal_(layer.weight, gain=gain, generator=generator)
     nn.init.zeros_(layer.bias)
     return layer

@@ -111,14 +111,15 @@ def _work(rank: int, cfg: TrainConfig, facts: TaskFacts, algo: A3C, shared: Shar
     torch.set_num_threads(1)
     per_worker = cfg.env.num_envs // cfg.a3c.workers
     seed = cfg.run.seed + per_worker * rank  # env i of worker w gets seed + w * per_worker + i: all distinct
-    generator = seeds.generator(seeds.worker_seed(cfg.run.seed, rank))
-    local = build_policy(cfg, facts, generator)
+    actions = seeds.generator(seeds.worker_seed(cfg.run.seed, rank))  # this worker's init and action sampling
+    generator = seeds.generator(seeds.worker_seed(cfg.run.seed, rank))  # its updates' draws
+    local = build_policy(cfg, facts, actions)
     algo.bind_worker(local)
     storage = RolloutStorage(cfg.a3c.rollout_steps, per_worker, local.obs_dim, local.act_dim,
                              local.critic_obs_dim if local.asymmetric else None)
     env = make_training_env(cfg.env, per_worker, seed=seed)
     try:
-        collector = Collector(env, local, storage, facts.success_key, generator)
+        collector = Collector(env, local, storage, facts.success_key, actions)
         collector.reset(seed=seeds.reset_seed(seed, first_iteration))
         while not shared.stop.is_set():
             with shared.lock:

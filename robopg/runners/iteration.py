@@ -72,8 +72,10 @@ class RunState(Protocol):
     facts: TaskFacts
     policy: GaussianActorCritic
     algo: Algorithm
+    action_generator: torch.Generator
+    """Action sampling (and, before it, the policy's initial weights)."""
     generator: torch.Generator
-    """Every torch draw of the run in this process: policy init, action sampling, minibatch shuffles."""
+    """The updates' draws (minibatch shuffles)."""
     hooks: Sequence[RunHook]
     global_step: int
     iteration: int

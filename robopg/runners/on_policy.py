@@ -19,7 +19,7 @@ def run(state: RunState, record: Record) -> dict[str, float]:
                              policy.critic_obs_dim if policy.asymmetric else None)
     env = make_training_env(cfg.env, cfg.env.num_envs, seed=cfg.run.seed)
     try:
-        collector = Collector(env, policy, storage, state.facts.success_key, state.generator, state.hooks)
+        collector = Collector(env, policy, storage, state.facts.success_key, state.action_generator, state.hooks)
         for hook in state.hooks:
             hook.begin(env)
         collector.reset(seed=seeds.reset_seed(cfg.run.seed, state.iteration))

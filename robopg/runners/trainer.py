@@ -26,7 +26,6 @@ from robopg.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
-    set_rng_state,
 )
 from robopg.config import Algo, TrainConfig
 from robopg.facts import TaskFacts, active_spec
@@ -43,8 +42,9 @@ RUNNERS = {Algo.A3C: a3c.run}
 class Trainer:
     """Trains ``cfg.run.algo`` on ``cfg.env.task`` into ``run_dir``; ``Trainer.resume`` continues a run.
 
-    Every torch draw of the run goes through ``generator`` (seeded by run.seed, saved in checkpoints): policy
-    init, action sampling, minibatch shuffles; nothing seeds torch's or numpy's global generators.
+    Every torch draw of the run goes through one of two generators, both seeded by run.seed and saved in
+    checkpoints: ``action_generator`` (policy init, then action sampling) and ``generator`` (the updates'
+    minibatch shuffles). Nothing seeds or draws from torch's or numpy's global generators.
     """
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, progress: bool = True) -> None:
@@ -52,9 +52,10 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.progress = progress
         torch.set_num_threads(cfg.run.torch_threads)
+        self.action_generator = seeds.generator(cfg.run.seed)
         self.generator = seeds.generator(cfg.run.seed)
         self.facts = TaskFacts.for_run(cfg)
-        self.policy = build_policy(cfg, self.facts, self.generator)
+        self.policy = build_policy(cfg, self.facts, self.action_generator)
         self.algo = ALGORITHMS[cfg.run.algo](self.policy, cfg.algorithm)
         self.adr = None
         if cfg.adr.enabled:
@@ -87,7 +88,9 @@ class Trainer:
             "algo": self.algo.state_dict(),
             "algorithm": self.cfg.run.algo.value,
             "generator": self.generator.get_state(),
-            # Nothing in robopg draws from the global generators; their states travel for code that does.
+            "action_generator": self.action_generator.get_state(),
+            # The process's global generator states, for the record: robopg draws nothing from them (checkpoints
+            # written before action_generator existed sampled actions from the global torch one).
             "rng": rng_state(),
             "global_step": self.global_step,
             "iteration": self.iteration,
@@ -100,7 +103,7 @@ class Trainer:
         self.policy.load_state_dict(state["policy"])
         self.algo.load_state_dict(state["algo"])
         self.generator.set_state(state["generator"])
-        set_rng_state(state["rng"])
+        self.action_generator.set_state(state.get("action_generator", state["rng"]["torch"]))
         self.global_step = int(state["global_step"])
         self.iteration = int(state["iteration"])
         for hook in self.hooks:
