@@ -8,9 +8,10 @@ from envs.domain_randomization import DomainRandomization
 from envs.layout import FlattenObservation, ObservationLayout
 from envs.randomization import RandomizationSpec, list_profiles, load_profile, load_spec
 from envs.tasks import TaskInfo, describe_task, make_env
-from envs.vector import make_vec, privileged_names, set_env_spec
+from envs.vector import Backend, make_vec, privileged_names, set_env_spec
 
 __all__ = [
+    "Backend",
     "DomainRandomization",
     "FlattenObservation",
     "ObservationLayout",

@@ -216,7 +216,8 @@ class _MocapStepScale(ActionScale):
         fetch_env._set_action = scaled_set_action
 
 
-def _id(model: mujoco.MjModel, obj: mujoco.mjtObj, name: str) -> int:
+def model_id(model: mujoco.MjModel, obj: mujoco.mjtObj, name: str) -> int:
+    """The id of the named object of the model, -1 where it has none (every MuJoCo id in envs is looked up so)."""
     return mujoco.mj_name2id(model, obj, name)
 
 
@@ -235,7 +236,7 @@ def _joint_dofs(model: mujoco.MjModel) -> np.ndarray:
 
 def object_free_joint(model: mujoco.MjModel) -> int:
     """Id of object0's free joint, -1 where the model has no object0 body or it is not free."""
-    body = _id(model, mujoco.mjtObj.mjOBJ_BODY, OBJECT)
+    body = model_id(model, mujoco.mjtObj.mjOBJ_BODY, OBJECT)
     joint = model.body_jntadr[body] if body >= 0 else -1
     return int(joint) if joint >= 0 and model.jnt_type[joint] == mujoco.mjtJoint.mjJNT_FREE else -1
 
@@ -261,14 +262,14 @@ def _model_targets(model: mujoco.MjModel, n_substeps: int | None) -> dict[str, C
     timestep = _Timestep(model, n_substeps) if n_substeps else None
 
     def object_mass() -> _ModelField | None:
-        body = _id(model, mujoco.mjtObj.mjOBJ_BODY, OBJECT)
+        body = model_id(model, mujoco.mjtObj.mjOBJ_BODY, OBJECT)
         if body < 0:
             return None
         idx = np.array([body])
         return _ModelField(model.body_mass, (idx,), coupled=((model.body_inertia, (idx,)),))
 
     def object_friction() -> _ModelField | None:
-        geom = _id(model, mujoco.mjtObj.mjOBJ_GEOM, OBJECT)
+        geom = model_id(model, mujoco.mjtObj.mjOBJ_GEOM, OBJECT)
         return None if geom < 0 else _ModelField(model.geom_friction, (np.array([geom]), 0))
 
     def object_damping() -> _ModelField | None:
@@ -280,16 +281,16 @@ def _model_targets(model: mujoco.MjModel, n_substeps: int | None) -> dict[str, C
         return _ModelField(model.dof_damping, (dofs,))
 
     def object_size() -> _ObjectSize | None:
-        geom = _id(model, mujoco.mjtObj.mjOBJ_GEOM, OBJECT)
+        geom = model_id(model, mujoco.mjtObj.mjOBJ_GEOM, OBJECT)
         return None if geom < 0 else _ObjectSize(model, geom)
 
     def table_friction() -> _ModelField | None:
-        body = _id(model, mujoco.mjtObj.mjOBJ_BODY, TABLE)
+        body = model_id(model, mujoco.mjtObj.mjOBJ_BODY, TABLE)
         geoms = np.flatnonzero(model.geom_bodyid == body) if body >= 0 else np.array([], dtype=np.intp)
         return _ModelField(model.geom_friction, (geoms, 0)) if geoms.size else None
 
     def table_height() -> _TableHeight | None:
-        body = _id(model, mujoco.mjtObj.mjOBJ_BODY, TABLE)
+        body = model_id(model, mujoco.mjtObj.mjOBJ_BODY, TABLE)
         return None if body < 0 else _TableHeight(model, body)
 
     def link_mass() -> _ModelField | None:
@@ -299,7 +300,7 @@ def _model_targets(model: mujoco.MjModel, n_substeps: int | None) -> dict[str, C
         return _ModelField(model.body_mass, (bodies,), coupled=((model.body_inertia, (bodies,)),))
 
     def gripper_gain() -> _ModelField | None:
-        ids = [_id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, n) for n in GRIPPER_ACTUATORS]
+        ids = [model_id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, n) for n in GRIPPER_ACTUATORS]
         ids = np.array([i for i in ids if i >= 0], dtype=np.intp)
         if not ids.size:
             return None

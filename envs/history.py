@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
 
-from envs.domain_randomization import action_midpoint
+from envs.corruption import action_midpoint
 
 
 class HistoryStack(gym.vector.VectorWrapper):

@@ -38,6 +38,7 @@ import gymnasium as gym
 import numpy as np
 
 from envs.contacts import GRASPED
+from envs.fetch import has_object
 from envs.layout import ObservationLayout
 
 TERMS = ("reach", "goal", "success")
@@ -73,11 +74,6 @@ def reward_terms(obs: np.ndarray, layout: ObservationLayout, distance_threshold:
         "goal": -to_goal,
         "success": (to_goal < distance_threshold).astype(np.float64),
     }
-
-
-def has_object(task: str) -> bool:
-    """True for the Fetch tasks with an object to move (shaped rewards need one)."""
-    return task.startswith("Fetch") and not task.startswith("FetchReach")
 
 
 class ShapedReward(gym.vector.VectorWrapper):

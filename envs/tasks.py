@@ -13,19 +13,16 @@ import gymnasium as gym
 import numpy as np
 
 from envs.contacts import GraspInfo
+from envs.corruption import action_midpoint
 from envs.domain_randomization import DomainRandomization
+from envs.fetch import FETCH_TASKS, SUCCESS_KEY
 from envs.layout import FlattenObservation, ObservationLayout
 from envs.randomization import RandomizationSpec, load_profile, load_spec
 from envs.registration import gymnasium_robotics  # noqa: F401  (registers the Fetch tasks)
 
-FIRST_CLASS_TASKS = tuple(
-    f"Fetch{name}{dense}-v4" for name in ("Reach", "Push", "Slide", "PickAndPlace") for dense in ("", "Dense")
-)
-SUCCESS_KEY = "is_success"
-
 
 def _accepted() -> str:
-    return f"any registered Gymnasium id with a Box action space, e.g. {', '.join(FIRST_CLASS_TASKS[:4])}, Pendulum-v1"
+    return f"any registered Gymnasium id with a Box action space, e.g. {', '.join(FETCH_TASKS[:4])}, Pendulum-v1"
 
 
 def _make_raw(task: str) -> gym.Env:
@@ -96,8 +93,7 @@ def describe_task(task: str) -> TaskInfo:
         control_dt = float(dt) if dt is not None else 1.0 / float(env.metadata["render_fps"])
         env.reset()
         low, high = env.action_space.low, env.action_space.high
-        neutral = np.where(np.isfinite(low) & np.isfinite(high), (low + high) / 2, 0.0).astype(low.dtype)
-        info = env.step(neutral)[-1]
+        info = env.step(action_midpoint(env.action_space))[-1]
         return TaskInfo(
             task=task,
             layout=env.get_wrapper_attr("layout"),

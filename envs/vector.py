@@ -13,9 +13,9 @@ steps the Fetch tasks together in MuJoCo's thread pool (envs/batched/, same epis
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Literal
 
 import gymnasium as gym
 
@@ -25,8 +25,14 @@ from envs.domain_randomization import DomainRandomization
 from envs.randomization import RandomizationSpec, load_profile, load_spec
 from envs.tasks import make_env
 
-Backend = Literal["auto", "sync", "subprocess", "batched"]
-BACKENDS = ("auto", "sync", "subprocess", "batched")
+
+class Backend(StrEnum):
+    """How `make_vec` steps its environments (the `--backend` of robopg train)."""
+
+    AUTO = "auto"  # batched for the Fetch tasks, sync otherwise
+    SYNC = "sync"  # SyncVectorEnv: the reference envs one by one, in this process
+    SUBPROCESS = "subprocess"  # AsyncVectorEnv: one process per env, shared memory, spawn context
+    BATCHED = "batched"  # the Fetch tasks stepped together in MuJoCo's thread pool (envs/batched/)
 
 
 def make_vec(
@@ -35,7 +41,7 @@ def make_vec(
     seed: int,
     randomization: str | Path | RandomizationSpec = "none",
     profile: str | Path | RandomizationSpec | None = None,
-    backend: Backend = "auto",
+    backend: Backend | str = Backend.AUTO,
     starts: EpisodeStarts | None = None,
 ) -> gym.vector.VectorEnv:
     """num_envs copies of make_env(task); env i is built with seed + i, so both vec.reset(seed=seed) and a
@@ -49,14 +55,14 @@ def make_vec(
     """
     if num_envs < 1:
         raise ValueError(f"num_envs is {num_envs}; use num_envs >= 1")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend '{backend}' is unknown; use one of {', '.join(BACKENDS)}")
+    if backend not in set(Backend):
+        raise ValueError(f"backend '{backend}' is unknown; use one of {', '.join(Backend)}")
     spec = load_spec(randomization)  # read files once here, not once per sub-env
     if profile is not None:
         spec = spec.merged_with(load_profile(profile))
-    if backend == "auto":
-        backend = "batched" if is_batched_task(task) else "sync"
-    if backend == "batched":
+    if backend == Backend.AUTO:
+        backend = Backend.BATCHED if is_batched_task(task) else Backend.SYNC
+    if backend == Backend.BATCHED:
         return BatchedFetchVecEnv(task, num_envs, seed, spec, starts=starts)
     if starts is not None and not starts.is_default:
         raise ValueError(
@@ -66,7 +72,7 @@ def make_vec(
     # partial of a module-level function: picklable for the spawn context.
     fns = [partial(make_env, task, seed + i, spec) for i in range(num_envs)]
     same_step = gym.vector.AutoresetMode.SAME_STEP
-    if backend == "sync":
+    if backend == Backend.SYNC:
         return gym.vector.SyncVectorEnv(fns, autoreset_mode=same_step)
     return gym.vector.AsyncVectorEnv(fns, shared_memory=True, context="spawn", autoreset_mode=same_step)
 

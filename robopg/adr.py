@@ -38,11 +38,14 @@ class Boundary:
 
 
 class AutomaticDomainRandomization:
-    """ADR over the managed parameters of ``limits``; one pin per environment episode.
+    """ADR over the managed parameters of ``limits``; one pin per environment episode. A hook of the
+    synchronous runner (robopg/runners/iteration.py, RunHook); its state is checkpointed under "adr".
 
     limits: the run's randomisation spec. num_envs: environments of the vector env. seed: the pin stream.
     Attributes: low, high (name -> current range), nominal, limit (name -> (lo, hi)), step (name -> step).
     """
+
+    checkpoint_key = "adr"
 
     def __init__(self, limits: RandomizationSpec, cfg: AdrConfig, num_envs: int, seed: int) -> None:
         self.cfg, self.limits = cfg, limits
@@ -140,6 +143,9 @@ class AutomaticDomainRandomization:
         self.current[index] = self.pending[index]
         self.pending[index] = self.choose()
         envs.vector.set_env_spec(env, index, self.spec(self.pending[index]))
+
+    def iteration_ended(self, env: Any, steps: int, metrics: dict[str, float]) -> None:
+        """Nothing: ADR moves its boundaries per finished episode (``episode_ended``), not per iteration."""
 
     # ----- logging and checkpoints -----------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:

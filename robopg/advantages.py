@@ -1,6 +1,6 @@
 """Advantage and return estimators: pure functions of (T, N) tensors.
 
-Episode ends come in two kinds that must never be merged (DESIGN.md, "Episode ends"):
+Episode ends come in two kinds that must never be merged (docs/design.md, "Episode ends"):
 - ``terminated``: the MDP ended (e.g. the object fell); there is no future value, so V(x') = 0.
 - ``truncated``: a time limit cut the episode; the true final state still has value, so the estimator
   bootstraps from V(final observation), which the caller passes in ``next_values``.

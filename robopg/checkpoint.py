@@ -61,7 +61,7 @@ class RunCheckpoint:
     path: Path
     """The checkpoint file the state came from."""
     state: dict[str, Any]
-    """The trainer's state (robopg/trainer.py ``state_dict``), digest checked and removed."""
+    """The trainer's state (robopg/runners/trainer.py ``Trainer.state_dict``), digest checked and removed."""
 
 
 def atomic_write_bytes(path: Path, write: Any) -> None:
@@ -81,12 +81,6 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
 
 def rng_state() -> dict[str, Any]:
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
 
 
 def state_digest(state: dict[str, Any]) -> str:

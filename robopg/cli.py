@@ -1,7 +1,7 @@
-"""``robopg train | export | evaluate | inspect | plot``: the command-line contract of DESIGN.md.
+"""``robopg train | presets | export | evaluate | inspect | plot``: the command-line contract of docs/design.md.
 
 Train flags are generated from the config dataclasses (robopg/config.py), so ``robopg train --help`` lists
-every option with its default and meaning. Precedence: defaults < ``--config FILE`` < flags.
+every option with its default and meaning. Precedence: defaults < ``--preset`` < ``--config FILE`` < flags.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from robopg.trainer import Trainer
+    from robopg.runners import Trainer
 
     overrides = _overrides(args)
     if args.resume:

@@ -6,6 +6,7 @@ in what their ``update()`` does with the storage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -89,7 +90,7 @@ def privileged_inputs(infos: dict[str, Any]) -> np.ndarray:
 
 
 class EpisodeEndListener(Protocol):
-    """Told of every finished episode (automatic domain randomisation listens)."""
+    """Told of every finished episode (the runners' hooks, robopg/runners/hooks.py, listen)."""
 
     def episode_ended(self, env: Any, index: int, success: float | None) -> None: ...
 
@@ -99,15 +100,17 @@ class Collector:
 
     Keeps the current observation between rollouts, so episodes run on across rollout boundaries; the
     storage records which environments start a fresh episode at its first step (``first_is_start``).
-    With an asymmetric critic, the critic's privileged inputs come from the env's infos. ``listener`` (if
-    any) hears of every finished episode, after the env has already reset it (SAME_STEP autoreset).
+    With an asymmetric critic, the critic's privileged inputs come from the env's infos. Actions are sampled
+    with ``generator``. Each of ``listeners`` hears of every finished episode, after the env has already reset
+    it (SAME_STEP autoreset).
     """
 
-    def __init__(self, env: Any, policy: GaussianActorCritic, storage: RolloutStorage,
-                 success_key: str | None, listener: EpisodeEndListener | None = None) -> None:
+    def __init__(self, env: Any, policy: GaussianActorCritic, storage: RolloutStorage, success_key: str | None,
+                 generator: torch.Generator, listeners: Sequence[EpisodeEndListener] = ()) -> None:
         self.env, self.policy, self.storage = env, policy, storage
         self.success_key = success_key
-        self.listener = listener
+        self.generator = generator
+        self.listeners = tuple(listeners)
         self.stats = EpisodeStats.create(storage.num_envs)
         self.obs: np.ndarray | None = None
         self.critic_obs: np.ndarray | None = None
@@ -133,7 +136,7 @@ class Collector:
         for _ in range(storage.num_steps):
             obs_t = torch.from_numpy(obs)
             critic_t = torch.from_numpy(critic_obs) if asymmetric else None
-            actions, log_probs, values, means = policy.act(obs_t, critic_t)
+            actions, log_probs, values, means = policy.act(obs_t, critic_t, self.generator)
             next_obs, rewards, terminated, truncated, infos = self.env.step(policy.to_env_action(actions).numpy())
             storage.add(obs_t, actions, log_probs, values, means, torch.from_numpy(np.asarray(rewards)).float(),
                         torch.from_numpy(terminated), torch.from_numpy(truncated), critic_t)
@@ -158,8 +161,8 @@ class Collector:
                 if self.success_key is not None:
                     success = float(infos["final_info"][self.success_key][i])
                 stats.end_episode(i, success)
-                if self.listener is not None:
-                    self.listener.episode_ended(self.env, int(i), success)
+                for listener in self.listeners:
+                    listener.episode_ended(self.env, int(i), success)
             obs = next_obs
             critic_obs = privileged_inputs(infos) if asymmetric else None
         storage.finish(policy.value(torch.from_numpy(critic_obs if asymmetric else obs)))

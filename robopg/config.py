@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
+from envs import Backend
 from envs.rewards import PlaceGate
 from robopg.presets import preset_sections
 
@@ -24,13 +25,6 @@ def option(default: Any, help: str) -> Any:  # noqa: A002 - "help" mirrors argpa
     if isinstance(default, (list, dict)):
         raise TypeError("use tuples for sequence defaults")
     return field(default=default, metadata={"help": help})
-
-
-class Backend(StrEnum):
-    AUTO = "auto"
-    SYNC = "sync"
-    SUBPROCESS = "subprocess"
-    BATCHED = "batched"
 
 
 class Reward(StrEnum):
@@ -238,7 +232,16 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
-class OnPolicyConfig:
+class _Fields:
+    """Base of the algorithm sections and of the field groups several of them share (declared once below).
+    Each class checks its own fields in ``__post_init__`` and hands on to the next one in the MRO."""
+
+    def __post_init__(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class OnPolicyConfig(_Fields):
     """What every algorithm shares: how much to collect per update, the discount and the optimiser basics."""
 
     rollout_steps: int = option(64, "Steps per environment per rollout (T); a rollout has T * num_envs samples.")
@@ -248,89 +251,110 @@ class OnPolicyConfig:
     normalize_advantages: bool = option(True, "Normalise advantages to zero mean, unit std before the update.")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check(self.rollout_steps >= 1, f"rollout_steps must be >= 1, got {self.rollout_steps}")
         _check(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
         _check(self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}")
 
 
-def _check_lambda(lam: float) -> None:
-    _check(0 <= lam <= 1, f"gae_lambda must be in [0, 1], got {lam}")
+@dataclass(frozen=True)
+class GAEFields(_Fields):
+    """The GAE estimator's lambda (PPO, PPO-KL, TRPO, A2C/A3C)."""
 
+    gae_lambda: float = option(0.95, "GAE lambda (A2C/A3C: used when advantage = gae).")
 
-def _check_minibatching(epochs: int, minibatches: int) -> None:
-    _check(epochs >= 1, f"epochs must be >= 1, got {epochs}")
-    _check(minibatches >= 1, f"minibatches must be >= 1, got {minibatches}")
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(0 <= self.gae_lambda <= 1, f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
 
 
 @dataclass(frozen=True)
-class PPOConfig(OnPolicyConfig):
-    """PPO v2, the clipped surrogate (``--algo ppo``)."""
+class MinibatchFields(_Fields):
+    """Epochs x minibatches of the surrogate's SGD (PPO, PPO-KL)."""
 
-    gae_lambda: float = option(0.95, "GAE lambda.")
     epochs: int = option(10, "Passes over each rollout in the update.")
     minibatches: int = option(4, "Minibatches per epoch.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_minibatching("epochs", self.epochs, "minibatches", self.minibatches)
+
+
+@dataclass(frozen=True)
+class CriticFitFields(_Fields):
+    """The critic's separate regression (TRPO, REINFORCE with baseline = value)."""
+
+    value_epochs: int = option(5, "Critic regression passes over each rollout (REINFORCE: with baseline = value).")
+    value_minibatches: int = option(4, "Critic regression minibatches per pass.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_minibatching("value_epochs", self.value_epochs, "value_minibatches", self.value_minibatches)
+
+
+@dataclass(frozen=True)
+class LossWeights(_Fields):
+    """Weights of the value loss and the entropy bonus in a joint actor-critic loss (PPO, PPO-KL, A2C/A3C)."""
+
+    value_coef: float = option(0.5, "Weight of the value loss.")
+    entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
+
+
+def _check_minibatching(epochs_name: str, epochs: int, minibatches_name: str, minibatches: int) -> None:
+    _check(epochs >= 1, f"{epochs_name} must be >= 1, got {epochs}")
+    _check(minibatches >= 1, f"{minibatches_name} must be >= 1, got {minibatches}")
+
+
+@dataclass(frozen=True)
+class PPOConfig(LossWeights, MinibatchFields, GAEFields, OnPolicyConfig):
+    """PPO v2, the clipped surrogate (``--algo ppo``)."""
+
     lr_schedule: LRSchedule = option(
         LRSchedule.ADAPTIVE, "constant, linear (to 0 at total_steps) or adaptive (KL-driven, see desired_kl)."
     )
     desired_kl: float = option(0.01, "Adaptive schedule: lr /1.5 when KL > 2x this, x1.5 when KL < half of it.")
     clip_range: float = option(0.2, "PPO-clip epsilon: ratio clipped to [1 - eps, 1 + eps].")
     clip_value: bool = option(False, "Clip the value update to +-clip_range around the old value.")
-    value_coef: float = option(0.5, "Weight of the value loss.")
-    entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
     target_kl: float = option(0.0, "Stop the epochs early when mean KL exceeds 1.5x this (0 disables).")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "lr_schedule", LRSchedule(self.lr_schedule))
-        _check_lambda(self.gae_lambda)
-        _check_minibatching(self.epochs, self.minibatches)
         _check(self.clip_range > 0, f"clip_range must be > 0, got {self.clip_range}")
         _check(self.target_kl >= 0, f"target_kl must be >= 0 (0 disables), got {self.target_kl}")
 
 
 @dataclass(frozen=True)
-class PPOKLConfig(OnPolicyConfig):
+class PPOKLConfig(LossWeights, MinibatchFields, GAEFields, OnPolicyConfig):
     """PPO v1: surrogate minus beta * KL, with the dual update of beta after each update (``--algo ppo-kl``)."""
 
     learning_rate: float = option(3e-4, "Adam learning rate.")
-    gae_lambda: float = option(0.95, "GAE lambda.")
-    epochs: int = option(10, "Passes over each rollout in the update.")
-    minibatches: int = option(4, "Minibatches per epoch.")
     kl_target: float = option(0.01, "d_targ: beta doubles when the update's KL > 1.5 d_targ, halves when < d_targ/1.5.")
     init_beta: float = option(1.0, "Initial KL penalty coefficient beta.")
     beta_factor: float = option(2.0, "Factor beta is multiplied or divided by in the dual update.")
-    value_coef: float = option(0.5, "Weight of the value loss.")
-    entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_lambda(self.gae_lambda)
-        _check_minibatching(self.epochs, self.minibatches)
         _check(self.kl_target > 0, f"kl_target must be > 0, got {self.kl_target}")
         _check(self.init_beta > 0, f"init_beta must be > 0, got {self.init_beta}")
         _check(self.beta_factor > 1, f"beta_factor must be > 1, got {self.beta_factor}")
 
 
 @dataclass(frozen=True)
-class TRPOConfig(OnPolicyConfig):
+class TRPOConfig(CriticFitFields, GAEFields, OnPolicyConfig):
     """TRPO: natural-gradient step inside a KL trust region; the critic is fitted separately (``--algo trpo``)."""
 
     rollout_steps: int = option(128, "Steps per environment per rollout (T); a rollout has T * num_envs samples.")
     learning_rate: float = option(1e-3, "Adam learning rate of the critic (the actor's step is set by max_kl).")
-    gae_lambda: float = option(0.95, "GAE lambda.")
     max_kl: float = option(0.01, "delta: the trust region, mean KL(pi_old || pi) <= delta.")
     cg_iters: int = option(10, "Conjugate-gradient iterations for F^-1 g.")
     cg_damping: float = option(0.1, "Damping added to the Fisher-vector product (F + damping I) v.")
     line_search_steps: int = option(10, "Backtracking line-search attempts before the step is rejected.")
     backtrack_ratio: float = option(0.8, "Each line-search attempt shrinks the step by this factor.")
-    value_epochs: int = option(5, "Critic regression passes over each rollout.")
-    value_minibatches: int = option(4, "Critic regression minibatches per pass.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_lambda(self.gae_lambda)
-        _check_minibatching(self.value_epochs, self.value_minibatches)
         _check(self.max_kl > 0, f"max_kl must be > 0, got {self.max_kl}")
         _check(self.cg_iters >= 1, f"cg_iters must be >= 1, got {self.cg_iters}")
         _check(self.cg_damping >= 0, f"cg_damping must be >= 0, got {self.cg_damping}")
@@ -339,24 +363,19 @@ class TRPOConfig(OnPolicyConfig):
 
 
 @dataclass(frozen=True)
-class A2CConfig(OnPolicyConfig):
+class A2CConfig(LossWeights, GAEFields, OnPolicyConfig):
     """Advantage actor-critic, one gradient step per rollout, synchronous over vectorised envs (``--algo a2c``)."""
 
     rollout_steps: int = option(8, "Steps per environment per rollout (T): the n of n-step returns.")
-    learning_rate: float = option(1e-3, "Adam learning rate.")
     advantage: AdvantageEstimator = option(
         AdvantageEstimator.NSTEP, "td (r + gamma V(x') - V(x)), nstep (bootstrapped at the rollout end) or gae."
     )
-    gae_lambda: float = option(0.95, "GAE lambda, used when advantage = gae.")
     critic_target: CriticTarget = option(CriticTarget.MC, "Critic regression target: mc (returns) or td.")
-    value_coef: float = option(0.5, "Weight of the value loss.")
-    entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "advantage", AdvantageEstimator(self.advantage))
         object.__setattr__(self, "critic_target", CriticTarget(self.critic_target))
-        _check_lambda(self.gae_lambda)
 
 
 @dataclass(frozen=True)
@@ -372,7 +391,7 @@ class A3CConfig(A2CConfig):
 
 
 @dataclass(frozen=True)
-class ReinforceConfig(OnPolicyConfig):
+class ReinforceConfig(CriticFitFields, OnPolicyConfig):
     """Monte-Carlo policy gradient (``--algo reinforce``). Only episodes that end inside a rollout are used,
     so rollout_steps should span a few episodes."""
 
@@ -383,14 +402,11 @@ class ReinforceConfig(OnPolicyConfig):
     learning_rate: float = option(3e-3, "Adam learning rate (policy, and critic for baseline = value).")
     returns: ReturnType = option(ReturnType.REWARD_TO_GO, "full (r(tau) for every step) or reward_to_go.")
     baseline: Baseline = option(Baseline.VALUE, "none, average (mean batch return) or value (learned V(x_t)).")
-    value_epochs: int = option(5, "Baseline critic regression passes over each rollout (baseline = value).")
-    value_minibatches: int = option(4, "Baseline critic regression minibatches per pass.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "returns", ReturnType(self.returns))
         object.__setattr__(self, "baseline", Baseline(self.baseline))
-        _check_minibatching(self.value_epochs, self.value_minibatches)
 
 
 @dataclass(frozen=True)
@@ -477,8 +493,10 @@ class TrainConfig:
         _check(not (self.curriculum.enabled and self.adr.enabled),
                "--curriculum and --adr both set the randomisation ranges; choose one")
         _check(
-            not ((self.adr.enabled or self.curriculum.enabled) and self.run.algo is Algo.A3C),
-            "ADR and the curriculum run in the synchronous trainer; use --algo ppo (or another synchronous algorithm)",
+            not ((self.adr.enabled or self.curriculum.enabled or self.env.air_goal_ramp_steps)
+                 and self.run.algo is Algo.A3C),
+            "ADR, the curriculum and the in-air goal ramp run in the synchronous trainer; use --algo ppo (or another "
+            "synchronous algorithm)",
         )
         if self.run.algo is Algo.A3C:
             workers = self.a3c.workers

@@ -24,7 +24,8 @@ from typing import Any
 
 import envs.vector
 from envs.randomization import Distribution, Kind, Mode, ParameterSpec, RandomizationSpec
-from robopg.config import CurriculumConfig
+from robopg.config import CurriculumConfig, EnvConfig
+from robopg.environment import episode_starts
 
 SPEC_UPDATE_QUANTUM = 0.02  # alpha moves the envs' specs in steps of this size (a respec costs ~1 ms per env)
 
@@ -66,11 +67,10 @@ def widened(p: ParameterSpec, alpha: float) -> ParameterSpec:
 
 
 class RandomizationRamp:
-    """The curriculum over ``limits`` (the run's randomisation spec) for a vector env of ``num_envs``.
+    """The curriculum over ``limits`` (the run's randomisation spec): a run hook (robopg/runners/iteration.py)
+    that widens the env's ranges after every rollout (``iteration_ended`` -> ``advance``)."""
 
-    The trainer calls ``begin(env)`` before the env's first reset, ``arm(env)`` after it, ``advance(env, steps,
-    success_rate)`` after every rollout; ``episode_ended`` is the collector's episode listener (unused here).
-    """
+    checkpoint_key = "curriculum"
 
     def __init__(self, limits: RandomizationSpec, cfg: CurriculumConfig) -> None:
         self.limits, self.cfg = limits, cfg
@@ -102,6 +102,9 @@ class RandomizationRamp:
     def episode_ended(self, env: Any, index: int, success: float | None) -> None:
         return None
 
+    def iteration_ended(self, env: Any, steps: int, metrics: dict[str, float]) -> None:
+        self.advance(env, steps, metrics.get("success_rate", math.nan))
+
     def advance(self, env: Any, steps: int, success_rate: float) -> None:
         """After a rollout of ``steps`` env steps whose finished episodes succeeded at ``success_rate`` (nan when
         none finished, which never passes a positive gate)."""
@@ -119,3 +122,40 @@ class RandomizationRamp:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.alpha = float(state["alpha"])
         self._applied = -1.0
+
+
+class AirGoalRamp:
+    """A run hook that raises the training-only in-air goal fraction of FetchPickAndPlace from
+    ``air_goal_fraction`` to the task's own over ``air_goal_ramp_steps`` env steps (robopg/environment.py
+    ``episode_starts``; envs/batched/starts.py). Evaluation never uses it."""
+
+    checkpoint_key = "air_goal_ramp"
+
+    def __init__(self, cfg: EnvConfig) -> None:
+        self.cfg = cfg
+        self.steps = 0
+
+    def _apply(self, env: Any) -> None:
+        env.unwrapped.set_starts(episode_starts(self.cfg, self.steps))
+
+    def begin(self, env: Any) -> None:
+        self._apply(env)
+
+    def arm(self, env: Any) -> None:
+        return None
+
+    def episode_ended(self, env: Any, index: int, success: float | None) -> None:
+        return None
+
+    def iteration_ended(self, env: Any, steps: int, metrics: dict[str, float]) -> None:
+        self.steps += steps
+        self._apply(env)
+
+    def metrics(self) -> dict[str, float]:
+        return {"air_goal_fraction": float(episode_starts(self.cfg, self.steps).air_goal)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])

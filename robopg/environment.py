@@ -19,7 +19,7 @@ from robopg.config import EnvConfig, Reward
 def make_training_env(cfg: EnvConfig, num_envs: int, seed: int, progress_steps: int = 0) -> Any:
     """num_envs environments of ``cfg.task`` with the run's randomisation and wrappers (env i seeded seed + i);
     progress_steps: env steps trained so far (where the training-only start ramps stand)."""
-    env = envs.make_vec(cfg.task, num_envs, seed=seed, randomization=cfg.randomization, backend=cfg.backend.value,
+    env = envs.make_vec(cfg.task, num_envs, seed=seed, randomization=cfg.randomization, backend=cfg.backend,
                         starts=episode_starts(cfg, progress_steps))
     if cfg.reward is Reward.SHAPED:
         scales = RewardScales(reach=cfg.reach_scale, goal=cfg.goal_scale, success=cfg.success_scale,

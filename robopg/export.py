@@ -28,6 +28,7 @@ from policies_export import FORMAT_VERSION, METADATA_KEY, Controller, PolicyMeta
 from policies_export.metadata import DEFAULT_OBSERVATION_TOLERANCE, History
 from policies_export.runtime import ACTION_PROBE
 from policies_export.safety import SafetyConfig
+from robopg import seeds
 from robopg.checkpoint import (
     FINAL,
     LATEST,
@@ -38,8 +39,8 @@ from robopg.checkpoint import (
 )
 from robopg.config import EnvConfig, TrainConfig
 from robopg.environment import make_training_env
-from robopg.modules.actor_critic import GaussianActorCritic
-from robopg.trainer import active_parameters, build_policy
+from robopg.facts import TaskFacts, active_parameters
+from robopg.modules import GaussianActorCritic, build_policy
 
 PARITY_TOLERANCE = 1e-5
 OPSET = 17
@@ -60,8 +61,7 @@ class DeployedPolicy(nn.Module):
         self.register_buffer(ACTION_PROBE, torch.zeros(policy.act_dim))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        mean = self.policy.actor(self.policy.normalizer(obs))
-        return self.policy.to_env_action(mean + getattr(self, ACTION_PROBE))
+        return self.policy.to_env_action(self.policy.mean(obs) + getattr(self, ACTION_PROBE))
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def load_trained_policy(run_dir: Path) -> tuple[GaussianActorCritic, dict]:
     """The policy of a run (eval mode) and its checkpoint state."""
     state = find_checkpoint(run_dir).state
     cfg = TrainConfig.from_dict(state["config"], source=f"{run_dir} checkpoint")
-    policy = build_policy(cfg, state["task"])
+    policy = build_policy(cfg, TaskFacts.from_dict(state["task"], source=f"{run_dir} checkpoint"))
     policy.load_state_dict(state["policy"])
     policy.eval()
     return policy, state
@@ -96,12 +96,13 @@ def record_observations(policy: GaussianActorCritic, env_cfg: EnvConfig, num: in
     """Observations the policy meets in its training env (stochastic actions, for coverage): (>= num, input_dim)
     float32, as the policy's input (with any history the run stacks: robopg/environment.py wraps it)."""
     num_envs = 8
+    generator = seeds.generator(seed)
     env = make_training_env(env_cfg, num_envs, seed=seed)
     try:
         obs, _ = env.reset(seed=seed)
         recorded = [obs]
         for _ in range(-(-num // num_envs) - 1):
-            actions = policy.sample_actions(torch.from_numpy(obs))
+            actions = policy.sample_actions(torch.from_numpy(obs), generator)
             obs, *_ = env.step(policy.to_env_action(actions).numpy())
             recorded.append(obs)
     finally:
@@ -163,18 +164,17 @@ def max_abs_diff(path: Path, policy: GaussianActorCritic, observations: np.ndarr
 def policy_metadata(policy: GaussianActorCritic, state: dict, obs_tolerance: float) -> PolicyMetadata:
     """The metadata of the file exported from checkpoint ``state``: parity 0 (measured later), digest placeholder."""
     cfg = TrainConfig.from_dict(state["config"])
-    facts = state["task"]
-    layout = tuple((name, int(size)) for name, size in facts["layout"])
+    facts = TaskFacts.from_dict(state["task"])
     history = History(observations=cfg.env.obs_history, actions=cfg.env.action_history)
-    obs_range = observation_range(policy, sum(size for _, size in layout), history)
+    obs_range = observation_range(policy, facts.obs_dim, history)
     return PolicyMetadata(
         format_version=FORMAT_VERSION,
-        task=facts["task"],
+        task=facts.task,
         algorithm=state["algorithm"],
-        observation_layout=layout,
-        action_low=tuple(facts["action_low"]),
-        action_high=tuple(facts["action_high"]),
-        control_rate_hz=1.0 / facts["control_dt"],
+        observation_layout=facts.layout,
+        action_low=facts.action_low,
+        action_high=facts.action_high,
+        control_rate_hz=facts.control_rate_hz,
         training_steps=int(state["global_step"]),
         seed=cfg.run.seed,
         randomization=envs.load_spec(cfg.env.randomization).to_dict(),
@@ -217,7 +217,7 @@ def export_policy(
     run_dir, out = Path(run_dir), Path(out)
     policy, state = load_trained_policy(run_dir)
     cfg = TrainConfig.from_dict(state["config"])
-    observations = record_observations(policy, cfg.env, num_observations, seed=cfg.run.seed + 104_729)
+    observations = record_observations(policy, cfg.env, num_observations, seed=seeds.export_recording_seed(cfg.run.seed))
     model = onnx.load_from_string(to_onnx_bytes(policy))
     add_probe_input(model)
     metadata = policy_metadata(policy, state, obs_tolerance)

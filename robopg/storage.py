@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
-from robopg.advantages import gae
+from robopg.advantages import gae, normalized
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Batch:
     means: torch.Tensor  # (B, act_dim) mean of pi_old
     log_std: torch.Tensor  # (act_dim,) log-std of pi_old
     values: torch.Tensor  # (B,) V_old(x)
-    advantages: torch.Tensor  # (B,)
+    advantages: torch.Tensor  # (B,), normalised over the batch where the algorithm asks for it
     returns: torch.Tensor  # (B,) critic targets
 
 
@@ -113,16 +114,20 @@ class RolloutStorage:
     def reset(self) -> None:
         self.step = 0
 
-    def minibatches(self, num_minibatches: int, generator: torch.Generator) -> Iterator[Batch]:
-        """Shuffle the T * N samples and yield ``num_minibatches`` flat batches."""
+    def minibatches(self, num_minibatches: int, generator: torch.Generator,
+                    normalize_advantages: bool = False) -> Iterator[Batch]:
+        """Shuffle the T * N samples and yield ``num_minibatches`` flat batches (advantages normalised per
+        minibatch when asked)."""
         full = self.full_batch()
         for idx in shuffled_chunks(full.obs.shape[0], num_minibatches, generator):
-            yield Batch(log_std=self.log_std, **{k: getattr(full, k)[idx] for k in _PER_SAMPLE})
+            batch = Batch(log_std=self.log_std, **{k: getattr(full, k)[idx] for k in _PER_SAMPLE})
+            yield _normalized(batch) if normalize_advantages else batch
 
-    def full_batch(self) -> Batch:
-        """All T * N samples as one flat batch (time-major: sample t * N + n)."""
+    def full_batch(self, normalize_advantages: bool = False) -> Batch:
+        """All T * N samples as one flat batch (time-major: sample t * N + n), advantages normalised over it
+        when asked."""
         total = self.num_steps * self.num_envs
-        return Batch(
+        batch = Batch(
             obs=self.obs.reshape(total, -1),
             critic_obs=self.critic_obs.reshape(total, -1),
             actions=self.actions.reshape(total, -1),
@@ -133,6 +138,12 @@ class RolloutStorage:
             advantages=self.advantages.reshape(total),
             returns=self.returns.reshape(total),
         )
+        return _normalized(batch) if normalize_advantages else batch
+
+
+def _normalized(batch: Batch) -> Batch:
+    """The batch with its advantages normalised (advantages.normalized), the algorithms' normalize_advantages."""
+    return dataclasses.replace(batch, advantages=normalized(batch.advantages))
 
 
 _PER_SAMPLE = ("obs", "critic_obs", "actions", "log_probs", "means", "values", "advantages", "returns")

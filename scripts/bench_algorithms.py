@@ -31,7 +31,7 @@ from robopg.config import Algo, TrainConfig
 from robopg.evaluate import evaluate_policy
 from robopg.export import export_policy
 from robopg.logger import read_metrics
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Learning benchmark: PPO on FetchReachDense-v4 with the default randomisation, success within 50k steps.
 
-DESIGN.md target: success >= 0.95 within 50k environment steps. The success rate is measured the way a user
+Target (docs/design.md): success >= 0.95 within 50k environment steps. The success rate is measured the way a user
 would meet it: the exported ONNX file run through the controller runtime for --episodes episodes, in the
 training simulator (default randomisation) and on the nominal robot profile, for each seed.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from robopg.config import TrainConfig, load_config
 from robopg.evaluate import evaluate_policy
 from robopg.export import export_policy
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 
 def main() -> None:

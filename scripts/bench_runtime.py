@@ -24,7 +24,7 @@ Footprint: a fresh venv, ``pip install REPO`` without extras, then: size of site
 ``import policies_export.runtime`` in a fresh interpreter (median of 7), and proof that torch is absent.
 
 Writes docs/bench_runtime.json and the tables of README.md's runtime section (between its bench_runtime markers). Targets
-(DESIGN.md): back to back p50 <= 25 us, p99 <= 60 us; paced at the file's rate with the option on,
+(docs/design.md): back to back p50 <= 25 us, p99 <= 60 us; paced at the file's rate with the option on,
 ``Controller.act`` p99 <= 60 us and lateness p99 <= 200 us. The figures follow the machine's load: the JSON records
 the load average at start and end.
 """

@@ -33,7 +33,7 @@ import torch
 import envs
 from envs.batched import BatchedFetchVecEnv
 from robopg.config import EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 
 # ----- raw env throughput -----------------------------------------------------------------------------------

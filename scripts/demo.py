@@ -15,7 +15,7 @@ from pathlib import Path
 from robopg.config import EnvConfig, RunConfig, TrainConfig
 from robopg.evaluate import evaluate_policy
 from robopg.export import export_policy
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ has it, with OPENBLAS_CORETYPE unset (OpenBLAS picks its kernels from the CPU), 
     env -u OPENBLAS_CORETYPE python scripts/learning_spread.py --seeds 0 1 2 3 4 --out /tmp/spread_unset.json
     env -u OPENBLAS_CORETYPE taskset -c 0 python scripts/learning_spread.py --seeds 0 1 2 3 4 --out /tmp/spread_core0.json
 
-Each case is run through the same helper its test uses (tests/robopg/test_algorithms_learn.py,
+Each case is run through the same helper its test uses (tests/robopg/algos/test_algorithms_learn.py,
 tests/robopg/test_learning.py); the test's own seeds are among the seeds here.
 """
 
@@ -36,7 +36,7 @@ def _load(relative: str):
 
 def cases() -> dict:
     """name -> callable(tmp_dir, seed) -> the number the test judges."""
-    algos = _load("tests/robopg/test_algorithms_learn.py")
+    algos = _load("tests/robopg/algos/test_algorithms_learn.py")
     reach = _load("tests/robopg/test_learning.py")
     out = {}
     for case in algos.CASES:

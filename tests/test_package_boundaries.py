@@ -1,4 +1,4 @@
-"""The package boundaries of DESIGN.md, enforced.
+"""The package boundaries of docs/design.md, enforced.
 
 | package          | never imports                                                     |
 |------------------|-------------------------------------------------------------------|

@@ -2,7 +2,8 @@
 
 The gymnasium-robotics env is built once (`gym.make(task)`); its settled model (after `_env_setup`: mocap
 welds reset, arm moved to its start pose), initial state and task constants are copied from it, and every
-MuJoCo id is looked up by name. Nothing here is a second copy of a gymnasium-robotics constant.
+MuJoCo id is looked up by name. Nothing here is a second copy of a gymnasium-robotics constant; the family's
+names (task ids, which tasks have an object) come from envs/fetch.py.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ import mujoco
 import numpy as np
 from gymnasium_robotics.envs.fetch.fetch_env import MujocoFetchEnv
 
+from envs.dynamics import model_id
+from envs.fetch import FETCH_TASKS, has_object
 from envs.layout import ObservationLayout
 from envs.registration import gymnasium_robotics  # noqa: F401  (registers the Fetch tasks)
 
-FETCH_TASKS = tuple(
-    f"Fetch{name}{dense}-v4" for name in ("Reach", "Push", "Slide", "PickAndPlace") for dense in ("", "Dense")
-)
 GRIP_SITE = "robot0:grip"
 OBJECT_SITE = "object0"
 OBJECT_JOINT = "object0:joint"
@@ -37,8 +37,8 @@ def is_batched_task(task: str) -> bool:
     return task in FETCH_TASKS
 
 
-def _id(model: mujoco.MjModel, kind: mujoco.mjtObj, name: str) -> int:
-    i = mujoco.mj_name2id(model, kind, name)
+def _required_id(model: mujoco.MjModel, kind: mujoco.mjtObj, name: str) -> int:
+    i = model_id(model, kind, name)
     if i < 0:
         raise ValueError(f"Fetch model has no {kind.name} named '{name}'")
     return i
@@ -104,10 +104,11 @@ class FetchTask:
             initial_state = np.empty(mujoco.mj_stateSize(model, spec))
             mujoco.mj_getState(model, data, initial_state, spec)
 
+            with_object = has_object(task)
             joint = mujoco.mjtObj.mjOBJ_JOINT
-            fingers = [_id(model, joint, n) for n in FINGER_JOINTS]
+            fingers = [_required_id(model, joint, n) for n in FINGER_JOINTS]
             weld = int(np.flatnonzero(model.eq_type == mujoco.mjtEq.mjEQ_WELD)[0])
-            mocap_body = _id(model, mujoco.mjtObj.mjOBJ_BODY, MOCAP_BODY)
+            mocap_body = _required_id(model, mujoco.mjtObj.mjOBJ_BODY, MOCAP_BODY)
             obj1, obj2 = model.eq_obj1id[weld], model.eq_obj2id[weld]
             welded = obj2 if obj1 == mocap_body else obj1
             return cls(
@@ -116,8 +117,8 @@ class FetchTask:
                 layout=ObservationLayout.from_space(fetch.observation_space),
                 initial_state=initial_state,
                 initial_gripper_xpos=np.array(fetch.initial_gripper_xpos[:3], dtype=np.float64),
-                height_offset=float(fetch.height_offset) if fetch.has_object else 0.0,
-                has_object=bool(fetch.has_object),
+                height_offset=float(fetch.height_offset) if with_object else 0.0,
+                has_object=with_object,
                 block_gripper=bool(fetch.block_gripper),
                 target_in_the_air=bool(fetch.target_in_the_air),
                 target_offset=np.broadcast_to(np.asarray(fetch.target_offset, dtype=np.float64), (3,)).copy(),
@@ -127,10 +128,10 @@ class FetchTask:
                 dense=fetch.reward_type == "dense",
                 n_substeps=int(fetch.n_substeps),
                 max_episode_steps=int(env.spec.max_episode_steps),
-                grip_site=_id(model, mujoco.mjtObj.mjOBJ_SITE, GRIP_SITE),
-                object_site=_id(model, mujoco.mjtObj.mjOBJ_SITE, OBJECT_SITE) if fetch.has_object else -1,
+                grip_site=_required_id(model, mujoco.mjtObj.mjOBJ_SITE, GRIP_SITE),
+                object_site=_required_id(model, mujoco.mjtObj.mjOBJ_SITE, OBJECT_SITE) if with_object else -1,
                 object_qposadr=(
-                    int(model.jnt_qposadr[_id(model, joint, OBJECT_JOINT)]) if fetch.has_object else -1
+                    int(model.jnt_qposadr[_required_id(model, joint, OBJECT_JOINT)]) if with_object else -1
                 ),
                 welded_body=int(welded),
                 mocap_id=int(model.body_mocapid[mocap_body]),

@@ -5,8 +5,9 @@ the returned obs is already the reset obs, `infos["final_obs"][i]` the true fina
 `infos["final_info"]` that step's `is_success`, `clean_obs` and `privileged_params`; `infos["randomization"]`
 holds the values sampled at each reset, `infos["clean_obs"]` / `infos["privileged_params"]` every env's
 current ones. Environment i is seeded with seed + i, and each environment draws its episode (object, goal) and
-its randomisation (`RandomizationStreams`, `ModelDynamics`) exactly as its reference twin does, so equal
-seeds give equal episodes on both backends. The physics runs batched in `RolloutEngine`; observations,
+its randomisation (`RandomizationStreams`, `ModelDynamics`) exactly as its reference twin does, and the
+per-step corruption is the same `StepCorruption` the reference wrapper runs with N = 1, so equal seeds give
+equal episodes on both backends. The physics runs batched in `RolloutEngine`; observations,
 rewards, time limits, noise and latency are numpy over the batch. Per-environment Python runs at resets, and
 per step only for what draws from an environment's own stream: action and observation noise, timestep
 jitter, object pushes.
@@ -29,21 +30,11 @@ from envs.batched.observations import goal_distance, observe, reward, success
 from envs.batched.sampling import sample_goal, sample_object_xy
 from envs.batched.starts import START_SALT, EpisodeStarts, held_object_state
 from envs.contacts import GRASPED
-from envs.domain_randomization import (
-    CLEAN_OBS,
-    PRIVILEGED_PARAMS,
-    RandomizationStreams,
-    RunningMoments,
-    action_midpoint,
-    active_spec,
-    model_modes,
-    obs_mask,
-    respec,
-)
+from envs.corruption import RandomizationStreams, StepCorruption
+from envs.domain_randomization import CLEAN_OBS, PRIVILEGED_PARAMS, active_spec, model_modes, obs_mask, respec
 from envs.dynamics import ActionScale, ModelDynamics
+from envs.fetch import SUCCESS_KEY
 from envs.randomization import RandomizationSpec
-
-SUCCESS_KEY = "is_success"
 
 
 class BatchedFetchVecEnv(gym.vector.VectorEnv):
@@ -82,10 +73,7 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
         episode_spec = active_spec(spec, self.inactive_parameters)
         mask = obs_mask(fetch.layout)
         self.streams = [RandomizationStreams(episode_spec, mask, seed + i) for i in range(n)]
-        relative = "observation_noise_relative" in episode_spec
-        self._moments = RunningMoments(n, dim) if relative else None
-        # Per-step work per environment only where the spec asks for it.
-        self._perturbs = "timestep_jitter" in episode_spec or "object_push" in episode_spec
+        self.corruption = StepCorruption(self.streams, self.single_action_space, dim)
         self._pending_seeds: list[int | None] = [seed + i for i in range(n)]
         self._task_rngs: list[np.random.Generator | None] = [None] * n
 
@@ -102,17 +90,7 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
         self._obs = np.zeros((n, dim), dtype=np.float32)
         self._clean_obs = np.zeros((n, dim), dtype=np.float32)
         self._privileged = np.zeros((n, len(self.active_parameters)), dtype=np.float32)
-        self._jitter = np.zeros(n, dtype=bool)
-        self._push = np.zeros(n, dtype=bool)
-        self._noise = np.zeros((n, dim), dtype=np.float32)
-        self._obs_bias = np.zeros((n, dim), dtype=np.float32)
-        self._corrupt = np.zeros(n, dtype=bool)
-        self._action_noise_std = np.zeros(n, dtype=np.float32)
         self._action_scale = np.ones(n, dtype=np.float32)
-        self._action_mid = action_midpoint(self.single_action_space)
-        self._latency = np.zeros(n, dtype=np.int64)
-        self._head = np.zeros(n, dtype=np.int64)
-        self._queue = np.zeros((n, 0, 4), dtype=np.float32)
 
     # ----- gymnasium VectorEnv API --------------------------------------------------------------------------
     def reset(
@@ -138,15 +116,13 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """actions: (N, 4). Returns obs (N, dim) float32, rewards (N,) float64, terminated (N,) bool (never
         true: Fetch tasks only time out), truncated (N,) bool, infos."""
-        action = np.array(actions, dtype=np.float32).reshape(self.num_envs, 4)
-        action = self._delay(self._add_action_noise(action))
+        action = self.corruption.actions(np.array(actions, dtype=np.float32).reshape(self.num_envs, 4))
         # BaseRobotEnv.step clips; _set_action scales the end-effector step (in the action's float32).
         action = np.clip(action, self.single_action_space.low, self.single_action_space.high)
         pos = action[:, :3] * self._action_scale[:, None]
         pos *= np.float32(POS_STEP)
         gripper = np.zeros(self.num_envs) if self.fetch.block_gripper else action[:, 3].astype(np.float64)
-        if self._perturbs:
-            self._perturb()
+        self._perturb()
         self.engine.step(pos.astype(np.float64), gripper)
         grasped = self.engine.grasped.copy()
 
@@ -222,8 +198,6 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
         for k, i in enumerate(idx):
             seed = seeds[k] if seeds[k] is not None else self._pending_seeds[i]
             self._pending_seeds[i] = None
-            if seed is not None and self._moments is not None:
-                self._moments.clear(np.array([i]))
             values.append(self._new_episode(i, seed))
             if seed is not None or self._task_rngs[i] is None:
                 self._task_rngs[i] = seeding.np_random(seed)[0]
@@ -250,75 +224,29 @@ class BatchedFetchVecEnv(gym.vector.VectorEnv):
 
     def _new_episode(self, i: int, seed: int | None) -> dict[str, float]:
         """Draw env i's episode values and apply them (model parameters, perturbations, noise, latency)."""
-        streams = self.streams[i]
-        values = streams.new_episode(seed)
+        values = self.corruption.new_episode(i, seed)
         dynamics = self.dynamics[i]
-        dynamics.apply({n: v for n, v in values.items() if n in dynamics.targets}, streams.gravity_offset)
+        dynamics.apply({n: v for n, v in values.items() if n in dynamics.targets}, self.streams[i].gravity_offset)
         self._privileged[i] = [values[n] for n in self.active_parameters]
         self.engine.dt[i] = dynamics.control_dt  # control_period
-        self._jitter[i] = streams.timestep_jitter > 0
-        self._push[i] = streams.pushes
         self._action_scale[i] = dynamics.action_scale
-        self._corrupt[i] = streams.corrupt_obs
-        self._obs_bias[i] = streams.obs_bias
-        self._action_noise_std[i] = streams.action_noise_std
-        latency = streams.latency
-        if latency > self._queue.shape[1]:
-            grown = np.zeros((self.num_envs, latency, 4), dtype=np.float32)
-            grown[:, : self._queue.shape[1]] = self._queue
-            self._queue = grown
-        # Before the agent has acted, the robot executes the neutral (midpoint) command.
-        self._queue[i] = self._action_mid
-        self._latency[i] = latency
-        self._head[i] = 0
         return values
-
-    def _add_action_noise(self, action: np.ndarray) -> np.ndarray:
-        noisy = np.flatnonzero(self._action_noise_std > 0)
-        if noisy.size:
-            noise = np.stack([self.streams[i].action_noise((4,)) for i in noisy])
-            space = self.single_action_space
-            action[noisy] = np.clip(
-                action[noisy] + self._action_noise_std[noisy, None] * noise, space.low, space.high
-            )
-        return action
-
-    def _delay(self, action: np.ndarray) -> np.ndarray:
-        """Per-env ring buffers of the last `latency` actions: execute the oldest, store the newest."""
-        delayed = np.flatnonzero(self._latency > 0)
-        if delayed.size:
-            head = self._head[delayed]
-            executed = self._queue[delayed, head].copy()
-            self._queue[delayed, head] = action[delayed]
-            self._head[delayed] = (head + 1) % self._latency[delayed]
-            action[delayed] = executed
-        return action
 
     def _perturb(self) -> None:
         """Before the physics: this step's delay (timestep_jitter) and object kick (object_push), per env."""
         engine = self.engine
-        for i in np.flatnonzero(self._jitter):
+        for i, seconds in self.corruption.delays():
             dynamics = self.dynamics[i]
-            dynamics.delay_step(self.streams[i].step_delay())
+            dynamics.delay_step(seconds)
             engine.dt[i] = dynamics.control_dt
-        for i in np.flatnonzero(self._push):
-            kick = self.streams[i].push()
-            if kick is not None:
-                engine.qvel[i, self.dynamics[i].push_dofs] += kick
+        for i, kick in self.corruption.kicks():
+            engine.qvel[i, self.dynamics[i].push_dofs] += kick
 
     def _observe(self, idx: np.ndarray) -> None:
         """Keep the clean observations of idx (self._obs rows), then add per-episode bias and per-step noise for
         the environments of idx that randomise observations."""
         self._clean_obs[idx] = self._obs[idx]
-        if self._moments is not None:
-            self._moments.update(idx, self._obs[idx])
-        rows = idx[self._corrupt[idx]]
-        if rows.size:
-            running_std = self._moments.std(rows) if self._moments is not None else [None] * rows.size
-            for i, std in zip(rows, running_std, strict=True):
-                self.streams[i].observation_noise(self._noise[i], std)
-            self._obs[rows] += self._noise[rows]
-            self._obs[rows] += self._obs_bias[rows]
+        self.corruption.observe(self._obs, idx)
 
     def _privileged_info(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         """clean_obs (N, dim) and privileged_params (N, P) with `_key` masks of idx, as SyncVectorEnv batches

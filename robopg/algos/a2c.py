@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
-from robopg.advantages import gae, normalized, td_targets
+from robopg.advantages import gae, td_targets
+from robopg.algos.optimization import optimizer_step
 from robopg.config import A2CConfig, AdvantageEstimator, CriticTarget
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import RolloutStorage
@@ -39,12 +39,9 @@ def actor_critic_loss(
     """-mean(log pi A) + value_coef * 0.5 mean((V - y)^2) - entropy_coef * H over the whole rollout."""
     storage.compute_gae(cfg.gamma, _LAMBDA.get(cfg.advantage, cfg.gae_lambda))
     targets = critic_targets(storage, cfg.critic_target, cfg.gamma).reshape(-1)
-    batch = storage.full_batch()
-    adv = batch.advantages
-    if cfg.normalize_advantages:
-        adv = normalized(adv)
+    batch = storage.full_batch(cfg.normalize_advantages)
     log_probs, entropy, values, _ = policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
-    pg_loss = -(log_probs * adv).mean()
+    pg_loss = -(log_probs * batch.advantages).mean()
     v_loss = 0.5 * (values - targets).pow(2).mean()
     ent = entropy.mean()
     loss = pg_loss + cfg.value_coef * v_loss - cfg.entropy_coef * ent
@@ -53,8 +50,6 @@ def actor_critic_loss(
 
 
 class A2C:
-    name = "a2c"
-
     def __init__(self, policy: GaussianActorCritic, cfg: A2CConfig) -> None:
         self.policy = policy
         self.cfg = cfg
@@ -63,10 +58,7 @@ class A2C:
     def update(self, storage: RolloutStorage, progress: float, generator: torch.Generator) -> dict[str, float]:
         """One gradient step of actor and critic on the rollout."""
         loss, metrics = actor_critic_loss(self.policy, storage, self.cfg)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        metrics["grad_norm"] = float(nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm))
-        self.optimizer.step()
+        metrics["grad_norm"] = optimizer_step(self.optimizer, loss, self.cfg.max_grad_norm)
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

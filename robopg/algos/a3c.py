@@ -5,7 +5,7 @@ computes the A2C loss gradient (robopg/algos/a2c.py) on its own rollout, and app
 live in shared memory, through an Adam whose moment estimates are shared too, without taking a lock: the
 updates of different workers interleave, which Hogwild (Recht et al. 2011) shows still converges when each
 update touches the parameters sparsely and briefly. The worker then copies the shared parameters back into
-its local policy before it collects again. The process orchestration lives in robopg/async_runner.py.
+its local policy before it collects again. The process orchestration lives in robopg/runners/a3c.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from robopg.algos.a2c import actor_critic_loss
+from robopg.algos.optimization import clipped_backward
 from robopg.config import A3CConfig
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import RolloutStorage
@@ -36,8 +36,6 @@ def share_adam_state(optimizer: torch.optim.Adam) -> None:
 
 
 class A3C:
-    name = "a3c"
-
     def __init__(self, policy: GaussianActorCritic, cfg: A3CConfig) -> None:
         policy.share_memory()
         self.shared_policy = policy
@@ -62,9 +60,7 @@ class A3C:
         if local is None:
             raise RuntimeError("A3C.update runs in a worker: call bind_worker(local_policy) first")
         loss, metrics = actor_critic_loss(local, storage, self.cfg)
-        local.zero_grad(set_to_none=True)
-        loss.backward()
-        metrics["grad_norm"] = float(nn.utils.clip_grad_norm_(local.parameters(), self.cfg.max_grad_norm))
+        metrics["grad_norm"] = clipped_backward(loss, list(local.parameters()), self.cfg.max_grad_norm)
         for shared, own in zip(self.shared_policy.parameters(), local.parameters(), strict=True):
             shared.grad = own.grad
         self.optimizer.step()  # the worker loop syncs the local copy before its next rollout

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from robopg.algos.optimization import optimizer_step
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import shuffled_chunks
 
@@ -29,10 +29,7 @@ def fit_value(
     for _ in range(epochs):
         for idx in shuffled_chunks(critic_obs.shape[0], min(minibatches, critic_obs.shape[0]), generator):
             loss = 0.5 * (policy.value(critic_obs[idx]) - targets[idx]).pow(2).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(policy.critic_parameters(), max_grad_norm)
-            optimizer.step()
+            optimizer_step(optimizer, loss, max_grad_norm)
             total += loss.item()
             steps += 1
     return total / steps

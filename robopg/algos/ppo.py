@@ -11,13 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
-from robopg.advantages import normalized
+from robopg.algos.optimization import minibatch_epochs, optimizer_step
 from robopg.config import LRSchedule, PPOConfig
 from robopg.distributions import gaussian_kl
 from robopg.modules.actor_critic import GaussianActorCritic
-from robopg.storage import RolloutStorage
+from robopg.storage import Batch, RolloutStorage
 
 
 def clipped_surrogate_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_range: float) -> torch.Tensor:
@@ -50,8 +49,6 @@ def adaptive_learning_rate(lr: float, kl: float, desired_kl: float) -> float:
 class PPO:
     """Owns the optimiser and the update; collection, storage and GAE are shared with other algorithms."""
 
-    name = "ppo"
-
     def __init__(self, policy: GaussianActorCritic, cfg: PPOConfig) -> None:
         self.policy = policy
         self.cfg = cfg
@@ -69,46 +66,33 @@ class PPO:
         storage.compute_gae(cfg.gamma, cfg.gae_lambda)
         if cfg.lr_schedule is LRSchedule.LINEAR:
             self._set_lr(cfg.learning_rate * max(1.0 - progress, 0.0))
-        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0}
-        updates = 0
-        stopped_early = 0.0
-        for _epoch in range(cfg.epochs):
-            epoch_kl = 0.0
-            for batch in storage.minibatches(cfg.minibatches, generator):
-                log_probs, entropy, values, means = self.policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
-                adv = batch.advantages
-                if cfg.normalize_advantages:
-                    adv = normalized(adv)
-                ratio = torch.exp(log_probs - batch.log_probs)
-                pg_loss = clipped_surrogate_loss(ratio, adv, cfg.clip_range)
-                v_loss = value_loss(values, batch.values, batch.returns, cfg.clip_range if cfg.clip_value else None)
-                ent = entropy.mean()
-                loss = pg_loss + cfg.value_coef * v_loss - cfg.entropy_coef * ent
-
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-
-                with torch.no_grad():
-                    kl = gaussian_kl(batch.means, batch.log_std, means, self.policy.log_std).mean().item()
-                    sums["clip_fraction"] += ((ratio - 1.0).abs() > cfg.clip_range).float().mean().item()
-                sums["policy_loss"] += pg_loss.item()
-                sums["value_loss"] += v_loss.item()
-                sums["entropy"] += ent.item()
-                sums["approx_kl"] += kl
-                epoch_kl += kl / cfg.minibatches
-                updates += 1
-            # Once per epoch: KL to pi_old grows through the epochs, so a per-minibatch rule would keep shrinking.
-            if cfg.lr_schedule is LRSchedule.ADAPTIVE:
-                self._set_lr(adaptive_learning_rate(self.learning_rate, epoch_kl, cfg.desired_kl))
-            if cfg.target_kl > 0 and epoch_kl > 1.5 * cfg.target_kl:
-                stopped_early = 1.0
-                break
-        metrics = {k: v / updates for k, v in sums.items()}
-        metrics.update(learning_rate=self.learning_rate, epochs_stopped_early=stopped_early,
+        metrics, stopped = minibatch_epochs(storage, cfg.epochs, cfg.minibatches, generator,
+                                            cfg.normalize_advantages, self.minibatch_step, self.epoch_done)
+        metrics.update(learning_rate=self.learning_rate, epochs_stopped_early=float(stopped),
                        action_std=torch.exp(self.policy.log_std).mean().item())
         return metrics
+
+    def minibatch_step(self, batch: Batch) -> dict[str, float]:
+        """The clipped surrogate + value loss - entropy bonus on one minibatch, and one Adam step on it."""
+        cfg = self.cfg
+        log_probs, entropy, values, means = self.policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
+        ratio = torch.exp(log_probs - batch.log_probs)
+        pg_loss = clipped_surrogate_loss(ratio, batch.advantages, cfg.clip_range)
+        v_loss = value_loss(values, batch.values, batch.returns, cfg.clip_range if cfg.clip_value else None)
+        ent = entropy.mean()
+        optimizer_step(self.optimizer, pg_loss + cfg.value_coef * v_loss - cfg.entropy_coef * ent, cfg.max_grad_norm)
+        with torch.no_grad():
+            kl = gaussian_kl(batch.means, batch.log_std, means, self.policy.log_std).mean().item()
+            clip_fraction = ((ratio - 1.0).abs() > cfg.clip_range).float().mean().item()
+        return {"policy_loss": pg_loss.item(), "value_loss": v_loss.item(), "entropy": ent.item(),
+                "approx_kl": kl, "clip_fraction": clip_fraction}
+
+    def epoch_done(self, epoch: dict[str, float]) -> bool:
+        """Once per epoch: KL to pi_old grows through the epochs, so a per-minibatch rule would keep shrinking."""
+        cfg = self.cfg
+        if cfg.lr_schedule is LRSchedule.ADAPTIVE:
+            self._set_lr(adaptive_learning_rate(self.learning_rate, epoch["approx_kl"], cfg.desired_kl))
+        return cfg.target_kl > 0 and epoch["approx_kl"] > 1.5 * cfg.target_kl
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "learning_rate": self.learning_rate}

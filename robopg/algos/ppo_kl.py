@@ -5,7 +5,8 @@
 The lecture writes the Lagrangian of TRPO's constraint, E[r A] + beta (E[KL] - delta) with beta the
 multiplier; for a constraint KL <= delta the penalty enters with a minus sign, as here. After each update
 beta takes a dual step on the measured KL d: beta *= factor if d > 1.5 d_targ, beta /= factor if
-d < d_targ / 1.5. SGD (Adam) over epochs x minibatches, as in PPO-clip.
+d < d_targ / 1.5. SGD (Adam) over epochs x minibatches, as in PPO-clip (robopg/algos/optimization.py); the KL
+is TRPO's mean_kl (robopg/algos/trpo.py), here a penalty instead of a constraint.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
-from robopg.advantages import normalized
+from robopg.algos.optimization import minibatch_epochs, optimizer_step
 from robopg.algos.ppo import value_loss
+from robopg.algos.trpo import mean_kl
 from robopg.config import PPOKLConfig
 from robopg.distributions import gaussian_kl
 from robopg.modules.actor_critic import GaussianActorCritic
-from robopg.storage import RolloutStorage
+from robopg.storage import Batch, RolloutStorage
 
 
 def kl_penalty_loss(ratio: torch.Tensor, advantages: torch.Tensor, kl: torch.Tensor, beta: float) -> torch.Tensor:
@@ -38,8 +39,6 @@ def dual_update_beta(beta: float, kl: float, kl_target: float, factor: float = 2
 
 
 class PPOKL:
-    name = "ppo-kl"
-
     def __init__(self, policy: GaussianActorCritic, cfg: PPOKLConfig) -> None:
         self.policy = policy
         self.cfg = cfg
@@ -47,37 +46,29 @@ class PPOKL:
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
 
     def update(self, storage: RolloutStorage, progress: float, generator: torch.Generator) -> dict[str, float]:
+        """epochs x minibatches of the penalised surrogate at a fixed beta, then beta's dual step on the KL
+        the whole update moved the policy by."""
         cfg, policy = self.cfg, self.policy
         storage.compute_gae(cfg.gamma, cfg.gae_lambda)
-        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0}
-        updates = 0
-        for _epoch in range(cfg.epochs):
-            for batch in storage.minibatches(cfg.minibatches, generator):
-                log_probs, entropy, values, means = policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
-                adv = batch.advantages
-                if cfg.normalize_advantages:
-                    adv = normalized(adv)
-                kl = gaussian_kl(batch.means, batch.log_std, means, policy.log_std)
-                pg_loss = kl_penalty_loss(torch.exp(log_probs - batch.log_probs), adv, kl, self.beta)
-                v_loss = value_loss(values, batch.values, batch.returns, None)
-                loss = pg_loss + cfg.value_coef * v_loss - cfg.entropy_coef * entropy.mean()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                sums["policy_loss"] += pg_loss.item()
-                sums["value_loss"] += v_loss.item()
-                sums["entropy"] += entropy.mean().item()
-                updates += 1
+        metrics, _ = minibatch_epochs(storage, cfg.epochs, cfg.minibatches, generator, cfg.normalize_advantages,
+                                      self.minibatch_step)
         with torch.no_grad():
-            full = storage.full_batch()
-            means = policy.actor(policy.normalizer(full.obs))
-            kl_after = gaussian_kl(full.means, full.log_std, means, policy.log_std).mean().item()
+            kl_after = mean_kl(policy, storage.full_batch()).item()
         beta_used = self.beta
         self.beta = dual_update_beta(self.beta, kl_after, cfg.kl_target, cfg.beta_factor)
-        metrics = {k: v / updates for k, v in sums.items()}
         metrics.update(kl=kl_after, beta=beta_used, action_std=torch.exp(policy.log_std).mean().item())
         return metrics
+
+    def minibatch_step(self, batch: Batch) -> dict[str, float]:
+        """-(E[r A] - beta E[KL]) + value loss - entropy bonus on one minibatch, and one Adam step on it."""
+        cfg, policy = self.cfg, self.policy
+        log_probs, entropy, values, means = policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
+        kl = gaussian_kl(batch.means, batch.log_std, means, policy.log_std)
+        pg_loss = kl_penalty_loss(torch.exp(log_probs - batch.log_probs), batch.advantages, kl, self.beta)
+        v_loss = value_loss(values, batch.values, batch.returns, None)
+        ent = entropy.mean()
+        optimizer_step(self.optimizer, pg_loss + cfg.value_coef * v_loss - cfg.entropy_coef * ent, cfg.max_grad_norm)
+        return {"policy_loss": pg_loss.item(), "value_loss": v_loss.item(), "entropy": ent.item()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "beta": self.beta}

@@ -18,7 +18,6 @@ import warnings
 from typing import Any
 
 import torch
-from torch import nn
 
 from robopg.advantages import (
     discounted_reward_to_go,
@@ -27,6 +26,7 @@ from robopg.advantages import (
     normalized,
 )
 from robopg.algos.critic import fit_value
+from robopg.algos.optimization import optimizer_step
 from robopg.config import Baseline, ReinforceConfig, ReturnType
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import RolloutStorage
@@ -38,8 +38,6 @@ def policy_gradient_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torc
 
 
 class Reinforce:
-    name = "reinforce"
-
     def __init__(self, policy: GaussianActorCritic, cfg: ReinforceConfig) -> None:
         self.policy = policy
         self.cfg = cfg
@@ -78,10 +76,7 @@ class Reinforce:
 
         log_probs, entropy, _, _ = self.policy.evaluate(obs, actions, critic_obs)
         loss = policy_gradient_loss(log_probs, weights)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.policy.actor_parameters(), cfg.max_grad_norm)
-        self.actor_optimizer.step()
+        optimizer_step(self.actor_optimizer, loss, cfg.max_grad_norm)
         metrics.update(policy_loss=loss.item(), entropy=entropy.mean().item(),
                        action_std=torch.exp(self.policy.log_std).mean().item())
         if cfg.baseline is Baseline.VALUE:

@@ -19,7 +19,6 @@ import torch
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from robopg.advantages import normalized
 from robopg.algos.critic import fit_value
 from robopg.config import TRPOConfig
 from robopg.distributions import gaussian_kl
@@ -77,13 +76,10 @@ def surrogate(policy: GaussianActorCritic, batch: Batch, advantages: torch.Tenso
 
 def mean_kl(policy: GaussianActorCritic, batch: Batch) -> torch.Tensor:
     """E_t[KL(pi_old(. | x_t) || pi_theta(. | x_t))] (a scalar)."""
-    means = policy.actor(policy.normalizer(batch.obs))
-    return gaussian_kl(batch.means, batch.log_std, means, policy.log_std).mean()
+    return gaussian_kl(batch.means, batch.log_std, policy.mean(batch.obs), policy.log_std).mean()
 
 
 class TRPO:
-    name = "trpo"
-
     def __init__(self, policy: GaussianActorCritic, cfg: TRPOConfig) -> None:
         if policy.shared_trunk:
             raise ValueError("trpo needs separate actor and critic networks; drop --shared-trunk")
@@ -94,11 +90,8 @@ class TRPO:
     def update(self, storage: RolloutStorage, progress: float, generator: torch.Generator) -> dict[str, float]:
         cfg, policy = self.cfg, self.policy
         storage.compute_gae(cfg.gamma, cfg.gae_lambda)
-        batch = storage.full_batch()
-        adv = batch.advantages
-        if cfg.normalize_advantages:
-            adv = normalized(adv)
-        metrics = self.natural_gradient_step(batch, adv)
+        batch = storage.full_batch(cfg.normalize_advantages)
+        metrics = self.natural_gradient_step(batch, batch.advantages)
         metrics["value_loss"] = fit_value(
             policy, self.critic_optimizer, batch.critic_obs, batch.returns, cfg.value_epochs, cfg.value_minibatches,
             cfg.max_grad_norm, generator,

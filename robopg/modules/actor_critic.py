@@ -13,9 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
-from robopg.config import Activation, PolicyConfig
+from robopg.config import Activation, PolicyConfig, TrainConfig
 from robopg.distributions import gaussian_entropy, gaussian_log_prob
+from robopg.facts import TaskFacts
 from robopg.modules.normalizer import RunningNormalizer
 
 _ACTIVATIONS: dict[Activation, type[nn.Module]] = {
@@ -25,25 +27,33 @@ _ACTIVATIONS: dict[Activation, type[nn.Module]] = {
 }
 
 
-def hidden_layers(in_dim: int, hidden: Sequence[int], activation: Activation) -> nn.Sequential:
+def hidden_layers(in_dim: int, hidden: Sequence[int], activation: Activation,
+                  generator: torch.Generator | None = None) -> nn.Sequential:
     """Linear + activation per width in ``hidden``; orthogonal init with gain sqrt(2), zero biases."""
     layers: list[nn.Module] = []
     sizes = [in_dim, *hidden]
     for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [_linear(a, b, math.sqrt(2.0)), _ACTIVATIONS[activation]()]
+        layers += [_linear(a, b, math.sqrt(2.0), generator), _ACTIVATIONS[activation]()]
     return nn.Sequential(*layers)
 
 
-def _linear(in_dim: int, out_dim: int, gain: float) -> nn.Linear:
-    layer = nn.Linear(in_dim, out_dim)
-    nn.init.orthogonal_(layer.weight, gain=gain)
+def _linear(in_dim: int, out_dim: int, gain: float, generator: torch.Generator | None) -> nn.Linear:
+    # nn.Linear's own init draws from torch's global generator; skip it and make its draws from ``generator``
+    # instead before the orthogonal init replaces them: the stream of draws stays the one robopg's seeded runs
+    # have always made, so a seed reproduces the documented results.
+    layer = skip_init(nn.Linear, in_dim, out_dim)
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    nn.init.uniform_(layer.bias, -1 / math.sqrt(in_dim), 1 / math.sqrt(in_dim), generator=generator)
+    nn.init.orthogonal_(layer.weight, gain=gain, generator=generator)
     nn.init.zeros_(layer.bias)
     return layer
 
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: Activation, out_gain: float) -> nn.Sequential:
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: Activation, out_gain: float,
+        generator: torch.Generator | None = None) -> nn.Sequential:
     """MLP with orthogonal init: gain sqrt(2) on hidden layers, ``out_gain`` on the output, zero biases."""
-    return nn.Sequential(*hidden_layers(in_dim, hidden, activation), _linear(hidden[-1], out_dim, out_gain))
+    return nn.Sequential(*hidden_layers(in_dim, hidden, activation, generator),
+                         _linear(hidden[-1], out_dim, out_gain, generator))
 
 
 class GaussianActorCritic(nn.Module):
@@ -53,11 +63,12 @@ class GaussianActorCritic(nn.Module):
     design": shared features, but the actor's and critic's gradients then pull on the same layers).
 
     Shapes: obs (B, obs_dim) raw; actions (B, act_dim) in the normalised space; values (B,).
+    generator: draws the initial weights (None: torch's global generator); sampling takes one per call.
     """
 
     def __init__(
         self, obs_dim: int, act_dim: int, action_low: np.ndarray, action_high: np.ndarray, cfg: PolicyConfig,
-        critic_obs_dim: int | None = None,
+        critic_obs_dim: int | None = None, generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         low = np.asarray(action_low, dtype=np.float32).reshape(act_dim)
@@ -80,12 +91,12 @@ class GaussianActorCritic(nn.Module):
             self.critic_normalizer = RunningNormalizer(self.critic_obs_dim, clip=cfg.obs_clip)
         if cfg.shared_trunk:
             # One trunk module in both Sequentials: its parameters are shared (and counted once by parameters()).
-            trunk = hidden_layers(obs_dim, cfg.hidden_sizes, cfg.activation)
-            self.actor = nn.Sequential(trunk, _linear(cfg.hidden_sizes[-1], act_dim, 0.01))
-            self.critic = nn.Sequential(trunk, _linear(cfg.hidden_sizes[-1], 1, 1.0))
+            trunk = hidden_layers(obs_dim, cfg.hidden_sizes, cfg.activation, generator)
+            self.actor = nn.Sequential(trunk, _linear(cfg.hidden_sizes[-1], act_dim, 0.01, generator))
+            self.critic = nn.Sequential(trunk, _linear(cfg.hidden_sizes[-1], 1, 1.0, generator))
         else:
-            self.actor = mlp(obs_dim, cfg.hidden_sizes, act_dim, cfg.activation, out_gain=0.01)
-            self.critic = mlp(self.critic_obs_dim, cfg.hidden_sizes, 1, cfg.activation, out_gain=1.0)
+            self.actor = mlp(obs_dim, cfg.hidden_sizes, act_dim, cfg.activation, 0.01, generator)
+            self.critic = mlp(self.critic_obs_dim, cfg.hidden_sizes, 1, cfg.activation, 1.0, generator)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(cfg.init_log_std)))
         self.register_buffer("action_low", torch.from_numpy(low))
         self.register_buffer("action_high", torch.from_numpy(high))
@@ -97,6 +108,10 @@ class GaussianActorCritic(nn.Module):
     def critic_parameters(self) -> list[nn.Parameter]:
         """phi of V_phi (with a shared trunk, the trunk too)."""
         return list(self.critic.parameters())
+
+    def mean(self, obs: torch.Tensor) -> torch.Tensor:
+        """mu_theta(norm(x)): raw obs (B, obs_dim) -> the Gaussian's mean (B, act_dim), from the actor alone."""
+        return self.actor(self.normalizer(obs))
 
     def forward(self, obs: torch.Tensor, critic_obs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw obs (B, obs_dim) -> (action mean (B, act_dim), value (B,)). critic_obs (B, critic_obs_dim): the
@@ -125,18 +140,22 @@ class GaussianActorCritic(nn.Module):
         return critic_obs
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, critic_obs: torch.Tensor | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample u ~ pi(. | x). Returns (actions, log_probs (B,), values (B,), means (B, act_dim))."""
+    def act(self, obs: torch.Tensor, critic_obs: torch.Tensor | None = None,
+            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample u ~ pi(. | x) with ``generator`` (None: torch's global one). Returns (actions, log_probs (B,),
+        values (B,), means (B, act_dim))."""
         mean, value = self(obs, critic_obs)
-        actions = mean + torch.exp(self.log_std) * torch.randn_like(mean)
+        actions = self._sample(mean, generator)
         return actions, gaussian_log_prob(actions, mean, self.log_std), value, mean
 
     @torch.no_grad()
-    def sample_actions(self, obs: torch.Tensor) -> torch.Tensor:
+    def sample_actions(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """u ~ pi(. | x) from the actor alone (no critic input needed): (B, act_dim) in the normalised space."""
-        mean = self.actor(self.normalizer(obs))
-        return mean + torch.exp(self.log_std) * torch.randn_like(mean)
+        return self._sample(self.mean(obs), generator)
+
+    def _sample(self, mean: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        return mean + torch.exp(self.log_std) * noise
 
     def evaluate(self, obs: torch.Tensor, actions: torch.Tensor, critic_obs: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, ...]:
@@ -152,4 +171,14 @@ class GaussianActorCritic(nn.Module):
 
     def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
         """The deployed policy: raw obs (B, obs_dim) -> mean action in robot bounds (B, act_dim)."""
-        return self.to_env_action(self.actor(self.normalizer(obs)))
+        return self.to_env_action(self.mean(obs))
+
+
+def build_policy(cfg: TrainConfig, facts: TaskFacts, generator: torch.Generator | None = None) -> GaussianActorCritic:
+    """The run's policy for its task: what the runners train and export loads a checkpoint into."""
+    # The actor reads K stacked observations and M past actions (envs/history.py); the robot still sends one
+    # raw observation (facts.layout) and the runtime stacks it the same way.
+    input_dim = cfg.env.obs_history * facts.obs_dim + cfg.env.action_history * facts.act_dim
+    critic_obs_dim = None if facts.privileged is None else facts.obs_dim + len(facts.privileged)
+    return GaussianActorCritic(input_dim, facts.act_dim, np.array(facts.action_low), np.array(facts.action_high),
+                               cfg.policy, critic_obs_dim, generator)

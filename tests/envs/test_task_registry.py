@@ -2,10 +2,13 @@ import ast
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 import envs
+from envs.batched import FetchTask
+from envs.fetch import FETCH_TASKS, has_object
 
 
 def test_describe_fetch_and_generic_tasks():
@@ -65,3 +68,15 @@ def test_envs_imports_stay_inside_the_boundary():
                 continue
             for root in roots:
                 assert root in allowed or root in sys.stdlib_module_names, f"{path.name} imports {root}"
+
+
+@pytest.mark.parametrize("task", FETCH_TASKS)
+def test_fetch_facts_agree_with_gymnasium_robotics(task):
+    """envs/fetch.py names the family once; its has_object must be the env's own flag."""
+    env = gym.make(task)
+    try:
+        assert has_object(task) == bool(env.unwrapped.has_object)
+        assert FetchTask.from_gym(task).has_object == has_object(task)
+    finally:
+        env.close()
+    assert not has_object("Pendulum-v1")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from robopg.config import EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 TINY = TrainConfig(
     env=EnvConfig(task="FetchReachDense-v4", num_envs=4, randomization="default"),

@@ -21,7 +21,7 @@ from robopg.checkpoint import (
     state_digest,
 )
 from robopg.export import export_policy
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

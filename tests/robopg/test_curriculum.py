@@ -11,7 +11,7 @@ from envs.randomization import Distribution, Mode, ParameterSpec, RandomizationS
 from robopg.config import CurriculumConfig, EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
 from robopg.curriculum import RandomizationRamp, widened
 from robopg.logger import read_metrics
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 
 def test_widths_by_hand():

@@ -17,7 +17,7 @@ from robopg.cli import build_parser, main
 from robopg.config import EnvConfig, TrainConfig
 from robopg.environment import make_training_env
 from robopg.export import export_policy, load_trained_policy
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 K, M = 3, 2
 OBS_DIM, ACT_DIM = 16, 4  # FetchReachDense-v4: observation=10, achieved_goal=3, desired_goal=3; 4 actions

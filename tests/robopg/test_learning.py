@@ -3,7 +3,7 @@
 from robopg.config import EnvConfig, RunConfig, TrainConfig
 from robopg.evaluate import evaluate_policy
 from robopg.export import export_policy
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 
 def reach_config(seed: int = 0) -> TrainConfig:

@@ -15,7 +15,7 @@ from policies_export.safety import SafetyConfig
 from robopg.config import EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
 from robopg.export import export_policy
 from robopg.sim_robot import SimRobot
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 TASK = "FetchReachDense-v4"  # its gripper is blocked: gripper_state and gripper_vel are constant in training
 NOISE_KEYS = ("observation_noise", "observation_bias")

@@ -12,7 +12,7 @@ from PIL import Image
 
 from robopg.config import RunConfig
 from robopg.plot import XAxis, figure_pixels, group_runs, load_run, plot_runs
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 
 @pytest.fixture(scope="module")

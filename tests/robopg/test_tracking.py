@@ -15,7 +15,7 @@ from wandb.proto import wandb_internal_pb2
 from robopg.cli import main
 from robopg.config import Tracker
 from robopg.logger import MetricsLogger, read_metrics
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 TRACKERS = (Tracker.TENSORBOARD, Tracker.WANDB, Tracker.MLFLOW)
 

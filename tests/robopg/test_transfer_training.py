@@ -14,7 +14,7 @@ from policies_export import Controller
 from robopg.config import AdrConfig, EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
 from robopg.export import export_policy, load_trained_policy, to_onnx_bytes
 from robopg.logger import read_metrics
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 PUSH = EnvConfig(task="FetchPush-v4", num_envs=4, randomization="default", reward="shaped")
 SMALL = dict(

@@ -6,7 +6,7 @@ import torch
 
 from robopg.checkpoint import load_checkpoint
 from robopg.logger import read_metrics
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 
 def test_run_directory_holds_config_metrics_events_and_checkpoints(tiny_run):

@@ -9,7 +9,7 @@ import torch
 from robopg.checkpoint import load_checkpoint
 from robopg.config import A3CConfig, EnvConfig, PolicyConfig, RunConfig, TrainConfig
 from robopg.logger import read_metrics
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 CFG = TrainConfig(
     env=EnvConfig(task="InvertedPendulum-v5", num_envs=4, randomization="none"),

@@ -11,7 +11,7 @@ import pytest
 from robopg.config import TrainConfig
 from robopg.evaluate import evaluate_policy
 from robopg.export import export_policy
-from robopg.trainer import Trainer
+from robopg.runners import Trainer
 
 TASK = "InvertedPendulum-v5"
 

@@ -1,0 +1,67 @@
+"""The gradient-descent pieces the algorithms share, against hand-worked values: one clipped optimiser step,
+and epochs of shuffled minibatches that visit every sample once per epoch and stop when asked."""
+
+import torch
+from torch import nn
+
+from robopg.algos.optimization import minibatch_epochs, optimizer_step
+from robopg.storage import Batch, RolloutStorage
+
+
+def test_optimizer_step_zeroes_clips_and_steps():
+    w = nn.Parameter(torch.tensor([0.0, 0.0]))
+    sgd = torch.optim.SGD([w], lr=1.0)
+    w.grad = torch.tensor([100.0, 100.0])  # stale: must be dropped, not added to
+    # loss = 0.5 |w - (3, 4)|^2 -> gradient (-3, -4), norm 5; clipped to norm 1 -> (-0.6, -0.8).
+    norm = optimizer_step(sgd, 0.5 * (w - torch.tensor([3.0, 4.0])).pow(2).sum(), max_grad_norm=1.0)
+    assert norm == 5.0
+    torch.testing.assert_close(w.detach(), torch.tensor([0.6, 0.8]))
+
+
+def storage_of_eight() -> RolloutStorage:
+    """T = 4 steps, N = 2 envs; sample t * N + n has observation t * N + n and advantage 2 (t * N + n)."""
+    storage = RolloutStorage(4, 2, obs_dim=1, act_dim=1)
+    ids = torch.arange(8.0).reshape(4, 2)
+    storage.obs[:] = ids.unsqueeze(-1)
+    storage.advantages = 2 * ids
+    storage.returns = torch.zeros(4, 2)
+    return storage
+
+
+def test_every_epoch_visits_every_sample_once_and_metrics_are_means():
+    seen: list[list[int]] = []
+
+    def step(batch: Batch) -> dict[str, float]:
+        seen.append(batch.obs.reshape(-1).int().tolist())
+        return {"batch_size": float(len(batch.obs)), "first": float(batch.obs[0])}
+
+    metrics, stopped = minibatch_epochs(storage_of_eight(), 3, 2, torch.Generator().manual_seed(0), False, step)
+    assert not stopped and len(seen) == 6
+    for epoch in range(3):
+        assert sorted(seen[2 * epoch] + seen[2 * epoch + 1]) == list(range(8))
+    assert seen[0] != seen[2] or seen[2] != seen[4]  # reshuffled between epochs
+    assert metrics["batch_size"] == 4.0
+    assert metrics["first"] == sum(s[0] for s in seen) / 6
+
+
+def test_an_epoch_hook_sees_epoch_means_and_stops_early():
+    epochs: list[dict[str, float]] = []
+
+    def stop_after_second(epoch: dict[str, float]) -> bool:
+        epochs.append(epoch)
+        return len(epochs) == 2
+
+    steps = iter(range(100))
+    metrics, stopped = minibatch_epochs(storage_of_eight(), 5, 4, torch.Generator().manual_seed(1), False,
+                                        lambda batch: {"k": float(next(steps))}, stop_after_second)
+    assert stopped and [e["k"] for e in epochs] == [1.5, 5.5]  # means of 0..3 and 4..7
+    assert metrics["k"] == 3.5  # mean over the 8 steps taken
+
+
+def test_minibatch_advantages_are_normalised_per_minibatch_when_asked():
+    batches: list[Batch] = []
+    minibatch_epochs(storage_of_eight(), 1, 2, torch.Generator().manual_seed(2), True,
+                     lambda batch: batches.append(batch) or {})
+    for batch in batches:
+        raw = 2 * batch.obs.reshape(-1)
+        torch.testing.assert_close(batch.advantages, (raw - raw.mean()) / (raw.std() + 1e-8))
