@@ -76,6 +76,21 @@ def reward_terms(obs: np.ndarray, layout: ObservationLayout, distance_threshold:
     }
 
 
+def object_task_constants(task: str, reward: str) -> tuple[float, bool]:
+    """(the task's success distance threshold, whether its fingers are free) of a Fetch object task; a clear
+    error for a task without an object, where ``reward`` rewards need one."""
+    if not has_object(task):
+        raise ValueError(
+            f"{reward} rewards need a Fetch task with an object (Push, Slide, PickAndPlace), got '{task}'. "
+            "Fix: use --reward task for this task"
+        )
+    probe = gym.make(task)
+    try:
+        return float(probe.unwrapped.distance_threshold), not bool(probe.unwrapped.block_gripper)
+    finally:
+        probe.close()
+
+
 class ShapedReward(gym.vector.VectorWrapper):
     """Replaces a Fetch object task's reward with the scaled sum of the named terms.
 
@@ -87,14 +102,7 @@ class ShapedReward(gym.vector.VectorWrapper):
 
     def __init__(self, env: gym.vector.VectorEnv, task: str, layout: ObservationLayout, scales: RewardScales):
         super().__init__(env)
-        if not has_object(task):
-            raise ValueError(
-                f"shaped rewards need a Fetch task with an object (Push, Slide, PickAndPlace), got '{task}'. "
-                "Fix: use --reward task for this task"
-            )
-        probe = gym.make(task)
-        self.distance_threshold = float(probe.unwrapped.distance_threshold)
-        probe.close()
+        self.distance_threshold, _ = object_task_constants(task, "shaped")
         self.layout = layout
         self.scales = scales.as_dict()
         self.reach_offset = scales.reach_offset
@@ -207,15 +215,7 @@ class StagedReward(gym.vector.VectorWrapper):
 
     def __init__(self, env: gym.vector.VectorEnv, task: str, layout: ObservationLayout, scales: StagedScales):
         super().__init__(env)
-        if not has_object(task):
-            raise ValueError(
-                f"staged rewards need a Fetch task with an object (Push, Slide, PickAndPlace), got '{task}'. "
-                "Fix: use --reward task for this task"
-            )
-        probe = gym.make(task)
-        self.distance_threshold = float(probe.unwrapped.distance_threshold)
-        free_fingers = not bool(probe.unwrapped.block_gripper)
-        probe.close()
+        self.distance_threshold, free_fingers = object_task_constants(task, "staged")
         if scales.needs_grasp and not free_fingers:
             raise ValueError(
                 f"{task} holds its fingers closed, so nothing is ever grasped; the grasp and lift terms and the "
