@@ -4,6 +4,7 @@ restarts it, and kill -9 between checkpoints followed by --resume leaves every s
 TensorBoard."""
 
 import csv
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -105,3 +106,47 @@ def test_kill_9_between_checkpoints_then_resume_keeps_every_step_once(tmp_path):
     assert [s for s, _ in board] == steps
     for (_, value), row in zip(board, rows[1:], strict=True):
         assert abs(value - float(row[loss])) <= 1e-6 * max(1.0, abs(value))
+
+
+def test_export_of_what_is_not_a_run_says_so_in_one_line_and_exits_2(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("not a run\n")
+    (tmp_path / "junk.pt").write_bytes(b"PK\x03\x04 not a checkpoint")
+    expected = {"empty": "holds no checkpoint", "notes": "holds no checkpoint",
+                "junk.pt": "cannot be read: truncated, or not a robopg checkpoint"}
+    for name, message in expected.items():
+        assert main(["export", str(tmp_path / name), "--out", str(tmp_path / "policy.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert one_line_error((2, err)).startswith(f"robopg export: error: {tmp_path / name}") and message in err
+    assert not (tmp_path / "policy.onnx").exists()
+
+
+def test_a_resume_that_would_change_the_run_or_train_nothing_is_refused_by_name(tiny_run, tmp_path, capsys):
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run"))  # FetchReachDense-v4, ppo, 32-32, at step 256 of 256
+    before = (run / "metrics.csv").read_bytes()
+    may_change = ("A resume may change only --total-steps, --checkpoint-every, --torch-threads, --logger, --project, "
+                  "--wandb-mode, --mlflow-tracking-uri. Fix: drop the other flags, or start a new run with --out NEW_DIR")
+    refused = {
+        ("--algo", "a2c"): f"--resume {run} cannot change run.algo (ppo -> a2c): a checkpoint continues the run "
+                           f"that wrote it. {may_change}",
+        ("--task", "FetchPush-v4", "--hidden-sizes", "16", "16"): "cannot change env.task (FetchReachDense-v4 -> "
+                                                                  "FetchPush-v4), policy.hidden_sizes (32 32 -> 16 16)",
+        ("--total-steps", "128"): f"{run} is at step 256 and its total_steps is 128: nothing is left to train. Fix: "
+                                  "pass --total-steps with more than 256 steps",
+        (): "is at step 256 and its total_steps is 256: nothing is left to train",
+        ("--out", str(tmp_path / "elsewhere")): f"--resume continues {run} in place, so --out {tmp_path / 'elsewhere'} "
+                                                "would be ignored. Fix: drop --out",
+        ("--config", str(run / "config.json")): "so --config",
+    }
+    for flags, message in refused.items():
+        assert main(["train", "--resume", str(run), "--no-progress", *flags]) == 2, flags
+        assert message in one_line_error((2, capsys.readouterr().err)), flags
+    assert (run / "metrics.csv").read_bytes() == before and not (tmp_path / "elsewhere").exists()
+    assert main(["train", "--no-progress"]) == 2
+    assert "--out RUN_DIR is required" in capsys.readouterr().err
+
+    # What a resume may change: the budget and the bookkeeping.
+    assert main(["train", "--resume", str(run), "--out", str(run), "--total-steps", "320", "--checkpoint-every", "3",
+                 "--no-progress"]) == 0
+    assert [r["step"] for r in read_metrics(run)][-2:] == [256, 320]
