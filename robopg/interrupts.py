@@ -15,7 +15,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import TypeVar
@@ -68,9 +68,9 @@ def sigterm_interrupts() -> Iterator[None]:
 
 
 class StopRequests:
-    """SIGINT and SIGTERM while a run trains (``installed()``): before ``iteration_done`` has been called once (the
-    run's start-up and its first iteration) a signal raises ``Interrupted`` at once; after, the first one is held
-    until the iteration in progress ends, where ``iteration_done`` raises it, and a second raises at once."""
+    """SIGINT and SIGTERM while a run trains (``installed()``): until the first iteration's update is done (the
+    run's start-up) a signal raises ``Interrupted`` at once; after, the first one is held until the iteration in
+    progress ends, where ``iteration_end`` raises it, and a second raises at once."""
 
     def __init__(self) -> None:
         self.pending: int | None = None
@@ -98,9 +98,11 @@ class StopRequests:
         print(f"\n{signal.Signals(signum).name}: stopping at the end of this iteration, with a checkpoint "
               "(send it again to stop at once)", file=sys.stderr, flush=True)
 
-    def iteration_done(self, value: T) -> T:
-        """Call at the end of every iteration (returns ``value``): raises a held signal there."""
+    def iteration_end(self, record: Callable[[], T]) -> T:
+        """Run an iteration's last step, ``record`` (its update is done: from here on a signal waits for the
+        iteration's end), and return what it returns; then raise a held signal."""
         self.deferring = True
+        value = record()
         if self.pending is not None:
             raise Interrupted(signum=self.pending, at_boundary=True)
         return value

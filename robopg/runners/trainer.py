@@ -139,7 +139,7 @@ class Trainer:
         stops = StopRequests()
         try:
             with stops.installed():
-                metrics = runner(self, lambda it: stops.iteration_done(self.record(it, files.logger(), bar)))
+                metrics = runner(self, lambda it: stops.iteration_end(lambda: self.record(it, files.logger(), bar)))
         except KeyboardInterrupt as err:
             raise self.interrupted(err, files.opened) from None
         finally:

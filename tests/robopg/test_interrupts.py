@@ -57,3 +57,20 @@ def test_a_signal_during_start_up_writes_nothing_and_says_so(tmp_path, signum, c
     assert err.strip() == (f"robopg train: interrupted ({signal.Signals(signum).name}) during start-up, before the "
                            "first iteration: nothing was written. Run the same command again")
     assert not run.exists() and rows_written(run) == 0
+
+
+def test_a_second_signal_stops_at_once_and_saves_nothing(tmp_path):
+    run = tmp_path / "run"
+    # Iterations of 2 x 600 steps take seconds: the second signal comes while the first one waits for the end.
+    proc = start("train", *SMALL[:4], "--rollout-steps", "600", *SMALL[6:], "--total-steps", "100000",
+                 "--checkpoint-every", "1000", "--out", str(run))
+    wait_for_rows(proc, run, 1)  # past the first iteration: a first signal is held to the iteration's end
+    proc.send_signal(signal.SIGTERM)
+    assert "SIGTERM: stopping at the end of this iteration" in proc.stderr.readline() + proc.stderr.readline()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == (
+        "robopg train: interrupted (SIGINT) twice: stopped at once, mid-iteration, without saving. It had written no "
+        f"checkpoint yet. Start it again with --out {run}")
+    assert not (run / "latest.pt").exists() and rows_written(run) == 1
