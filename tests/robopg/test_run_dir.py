@@ -50,7 +50,7 @@ def test_errors_during_start_up_leave_no_directory_so_the_fixed_command_runs(tmp
     assert [r["step"] for r in read_metrics(run)] == [32, 64]
 
 
-def test_a_run_killed_before_its_first_checkpoint_is_restarted_by_out_and_not_resumed(tmp_path):
+def test_a_run_killed_before_its_first_checkpoint_is_restarted_by_out_and_not_resumed(tmp_path, capsys):
     run = tmp_path / "run"
     proc = start("train", *SMALL, "--total-steps", "100000", "--checkpoint-every", "1000", "--out", str(run))
     wait_for_rows(proc, run, 3)
@@ -58,8 +58,7 @@ def test_a_run_killed_before_its_first_checkpoint_is_restarted_by_out_and_not_re
     proc.wait()
     assert not (run / "latest.pt").exists() and (run / "config.json").is_file() and rows_written(run) >= 3
 
-    refused = robopg("train", "--resume", str(run), "--no-progress")
-    message = one_line_error(refused)
+    message = one_line_error((main(["train", "--resume", str(run), "--no-progress"]), capsys.readouterr().err))
     restart = f"robopg train --config {run / 'config.json'} --out {run}"
     assert "holds no checkpoint" in message and message.endswith(f"Fix: start it again with {restart}")
 
