@@ -30,7 +30,7 @@ CLEAN_OBS, PRIVILEGED_PARAMS = "clean_obs", "privileged_params"  # info keys
 ONLY_ENV = np.zeros(1, dtype=np.intp)  # the wrapper's row in its one-env StepCorruption
 
 
-class DomainRandomization(gym.Wrapper):
+class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Samples every spec parameter once per episode (at reset) from a generator seeded by reset(seed=s).
 
     env: flat-observation env, observations of shape (layout.dim,) float32, freshly allocated each step.
@@ -38,12 +38,15 @@ class DomainRandomization(gym.Wrapper):
     Attributes: current_values (active parameter -> value this episode), active_parameters (the order of
     info["privileged_params"]), inactive_parameters (spec parameters this env has no target for; never applied
     or reported), streams (this env's RandomizationStreams).
+    Its constructor arguments are recorded in `env.spec` (Gymnasium's convention), so `gym.make(env.spec)`
+    rebuilds the env with the same spec and seed.
     """
 
     def __init__(
         self, env: gym.Env, spec: RandomizationSpec, layout: ObservationLayout, seed: int | None = None
     ):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, spec=spec, layout=layout, seed=seed)
+        gym.Wrapper.__init__(self, env)
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ValueError(f"DomainRandomization needs a Box action space, got {env.action_space}")
         self.randomization_spec = spec

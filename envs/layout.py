@@ -112,11 +112,13 @@ class ObservationLayout:
         raise ValueError(f"observation space {space} is neither Box nor Dict of Box; cannot flatten it")
 
 
-class FlattenObservation(gym.ObservationWrapper):
-    """Flattens Box or Dict observations into a float32 Box in `layout` order."""
+class FlattenObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """Flattens Box or Dict observations into a float32 Box in `layout` order. Records its (no) constructor
+    arguments, as Gymnasium's wrappers do, so `gym.make(env.spec)` rebuilds the wrapped env."""
 
     def __init__(self, env: gym.Env):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
         self.layout = ObservationLayout.from_space(env.observation_space)
         space = env.observation_space
         if isinstance(space, gym.spaces.Box):  # keep a Box's own bounds

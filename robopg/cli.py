@@ -7,7 +7,9 @@ every option with its default and meaning. Precedence: defaults < ``--preset`` <
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import time
 import typing
@@ -36,6 +38,7 @@ _GL_ERROR = _gl_before_mujoco(sys.argv[1:])
 from policies_export.errors import notes_to_stderr  # noqa: E402 - after the GL choice, see above
 from policies_export.metadata import DEFAULT_OBSERVATION_TOLERANCE  # noqa: E402
 from robopg.config import SECTIONS, Algo, field_help, resolve_config  # noqa: E402
+from robopg.interrupts import signal_of, sigterm_interrupts  # noqa: E402
 from robopg.plot import XAxis  # noqa: E402
 from robopg.summary import train_summary  # noqa: E402
 
@@ -113,20 +116,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from robopg.run_dir import check_new_run, check_steps_left, check_train_arguments
     from robopg.runners import Trainer
 
     overrides = _overrides(args)
+    check_train_arguments(args.out, args.resume, args.config)
     if args.resume:
         trainer = Trainer.resume(args.resume, overrides, progress=not args.no_progress)
+        check_steps_left(trainer.run_dir, trainer.global_step, trainer.cfg.run.total_steps)
         print(f"resuming {args.resume} at step {trainer.global_step} of {trainer.cfg.run.total_steps}", file=sys.stderr)
     else:
-        if args.out is None:
-            raise SystemExit("robopg train: --out RUN_DIR is required (or --resume RUN_DIR to continue a run)")
-        if Path(args.out, "config.json").exists():
-            raise SystemExit(
-                f"robopg train: {args.out} already holds a run; continue it with --resume {args.out} "
-                "or choose another --out"
-            )
+        check_new_run(Path(args.out))
         cfg = resolve_config(overrides.get("run", {}).get("preset"), args.config, overrides)
         trainer = Trainer(cfg, args.out, progress=not args.no_progress)
     start, first_step = time.perf_counter(), trainer.global_step
@@ -361,13 +361,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if _GL_ERROR is not None and getattr(args, "video", None) is not None:
             raise _GL_ERROR
-        return args.func(args)
+        # train: SIGTERM (timeout, systemd, Kubernetes, SLURM) stops it as Ctrl-C does (robopg/interrupts.py).
+        with sigterm_interrupts() if args.command == "train" else contextlib.nullcontext():
+            return args.func(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"robopg {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"robopg {args.command}: {err}", file=sys.stderr)
-        return 130
+        signum = signal_of(err)
+        # An empty message: the interrupt came before training began (imports, building the task).
+        startup = "during start-up, before the first iteration: nothing was written. Run the same command again"
+        said = str(err) or f"interrupted ({signal.Signals(signum).name}) " + (
+            startup if args.command == "train" else "before it finished")
+        print(f"robopg {args.command}: {said}", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

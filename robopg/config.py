@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from envs import Backend
 from envs.rewards import PlaceGate
+from robopg.field_types import checked_values
 from robopg.presets import preset_sections
 
 
@@ -498,6 +499,14 @@ class TrainConfig:
             "ADR, the curriculum and the in-air goal ramp run in the synchronous trainer; use --algo ppo (or another "
             "synchronous algorithm)",
         )
+        if isinstance(self.algorithm, MinibatchFields):  # checked here, not at the first update: before the run dir
+            section = self.run.algo.section
+            _check(
+                self.algorithm.minibatches <= self.batch_size,
+                f"[{section}] minibatches = {self.algorithm.minibatches} is more than the {self.batch_size} samples of "
+                f"a rollout (rollout_steps {self.algorithm.rollout_steps} x num_envs {self.env.num_envs}); pass "
+                f"--minibatches {min(4, self.batch_size)}, say, or collect more (--rollout-steps, --num-envs)",
+            )
         if self.run.algo is Algo.A3C:
             workers = self.a3c.workers
             _check(
@@ -534,8 +543,7 @@ class TrainConfig:
             raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; known: {sorted(SECTIONS)}")
         parts = {}
         for name, section_cls in SECTIONS.items():
-            values = dict(data.get(name, {}))
-            _check_fields(section_cls, name, values, source)
+            values = _check_fields(section_cls, name, data.get(name, {}), source)
             parts[name] = section_cls(**values)
         return cls(**parts)
 
@@ -546,16 +554,18 @@ class TrainConfig:
             raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; known: {sorted(SECTIONS)}")
         parts = {name: getattr(self, name) for name in SECTIONS}
         for name, values in overrides.items():
-            _check_fields(SECTIONS[name], name, values, source)
-            parts[name] = dataclasses.replace(parts[name], **values)
+            parts[name] = dataclasses.replace(parts[name], **_check_fields(SECTIONS[name], name, values, source))
         return TrainConfig(**parts)
 
 
-def _check_fields(section_cls: type, name: str, values: dict[str, Any], source: str) -> None:
+def _check_fields(section_cls: type, name: str, values: dict[str, Any], source: str) -> dict[str, Any]:
+    """The values of section ``name``, each checked against its field's type (robopg/field_types.py)."""
+    values = checked_values(section_cls, name, values, source)
     known = {f.name for f in fields(section_cls)}
     typos = set(values) - known
     if typos:
         raise ValueError(f"{source}: unknown field(s) {sorted(typos)} in [{name}]; known: {sorted(known)}")
+    return values
 
 
 def load_config(path: str | Path) -> TrainConfig:

@@ -94,6 +94,7 @@ class RandomizationRamp:
         self._applied = quantised
 
     def begin(self, env: Any) -> None:
+        self._applied = -1.0  # a new env samples the full spec it was built with, whatever the last env was given
         self._apply(env)
 
     def arm(self, env: Any) -> None:

@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from robopg.tracking import CONFIG_FILE, RunTracker, open_trackers
+from robopg.tracking import CONFIG_FILE, ResumePoint, RunTracker, open_trackers
+
+METRICS_FILE = "metrics.csv"
 
 
 class MetricsLogger:
@@ -17,11 +19,13 @@ class MetricsLogger:
     scalars to each tracker of ``[run] logger`` (robopg/tracking.py).
 
     config: the run's resolved configuration (``TrainConfig.to_dict()``); None reads RUN_DIR/config.json,
-    which the trainer writes before logging starts, and without one logs to TensorBoard alone."""
+    which the trainer writes before logging starts, and without one logs to TensorBoard alone.
+    resumed: where a resumed run continues (its metrics.csv already rewound to it, robopg/run_dir.py), so the
+    trackers drop or skip the steps logged after its checkpoint."""
 
-    def __init__(self, run_dir: Path, config: dict[str, Any] | None = None) -> None:
+    def __init__(self, run_dir: Path, config: dict[str, Any] | None = None, resumed: ResumePoint | None = None) -> None:
         run_dir = Path(run_dir)
-        self.csv_path = run_dir / "metrics.csv"
+        self.csv_path = run_dir / METRICS_FILE
         self.columns: list[str] | None = None
         if self.csv_path.is_file():
             with self.csv_path.open() as f:
@@ -29,7 +33,7 @@ class MetricsLogger:
             self.columns = header.split(",") if header else None
         if config is None and (run_dir / CONFIG_FILE).is_file():
             config = json.loads((run_dir / CONFIG_FILE).read_text())
-        self.trackers: list[RunTracker] = open_trackers(run_dir, config or {})
+        self.trackers: list[RunTracker] = open_trackers(run_dir, config or {}, resumed)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if self.columns is None:
@@ -54,5 +58,5 @@ class MetricsLogger:
 
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     """metrics.csv as a list of rows of floats (empty cells become NaN)."""
-    with (Path(run_dir) / "metrics.csv").open() as f:
+    with (Path(run_dir) / METRICS_FILE).open() as f:
         return [{k: float(v) if v != "" else float("nan") for k, v in row.items()} for row in csv.DictReader(f)]

@@ -11,6 +11,14 @@ metrics.csv row, at the same step. W&B and MLflow are optional extras, imported 
 
 The ids of the W&B and MLflow runs are kept in RUN_DIR/tracking.json, so ``--resume`` continues the same
 tracked runs and ``robopg export`` attaches the exported file to them (``attach_policy``).
+
+A resumed run continues from its checkpoint, which can be up to ``checkpoint_every - 1`` iterations behind the
+last step logged (a run killed between checkpoints). TensorBoard purges the steps after the checkpoint (its
+``purge_step``), so it shows the resumed run's values, as metrics.csv does. W&B and MLflow cannot delete logged
+points (W&B refuses steps below its last one, MLflow would keep two values per step), so they skip the steps they
+already hold (``SkipLogged``): every step appears once, with the first attempt's values for those steps. The
+highest step logged is kept in tracking.json as ``logged_until``, so a second crash before the resumed run passes
+it skips the same steps.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import json
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +37,16 @@ from robopg.config import Tracker
 
 TRACKING_FILE = "tracking.json"
 CONFIG_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a resumed run continues its logs."""
+
+    step: int
+    """The global step of the checkpoint it resumed from: it logs only steps after it."""
+    logged_until: int
+    """The highest step logged before the resume (metrics.csv's last row before it was rewound)."""
 
 
 class RunTracker(Protocol):
@@ -44,10 +63,13 @@ def _missing(extra: str, package: str) -> ValueError:
 
 
 class TensorBoardTracker:
-    def __init__(self, run_dir: Path) -> None:
+    """purge_step: events at this step and after, written before (a run resumed from an earlier checkpoint), are
+    dropped by TensorBoard's reader."""
+
+    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+        self.writer = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=purge_step)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
@@ -148,6 +170,25 @@ class MlflowTracker:
         self.client.set_terminated(self.run_id)
 
 
+class SkipLogged:
+    """A tracker that already holds the steps up to ``through`` (a run resumed from an earlier checkpoint): those
+    are not sent again."""
+
+    def __init__(self, tracker: RunTracker, through: int) -> None:
+        self.tracker, self.through = tracker, through
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        if step > self.through:
+            self.tracker.log(step, metrics)
+
+    def histograms(self, step: int, values: dict[str, np.ndarray], prefix: str) -> None:
+        if step > self.through:
+            self.tracker.histograms(step, values, prefix)
+
+    def close(self) -> None:
+        self.tracker.close()
+
+
 def mlflow_uri(run_dir: Path, configured: str) -> str:
     """``[run] mlflow_tracking_uri``, else $MLFLOW_TRACKING_URI, else a SQLite file in the run directory."""
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{run_dir.resolve() / 'mlflow.db'}"
@@ -159,19 +200,23 @@ def flatten(config: dict[str, Any]) -> dict[str, Any]:
             for section, values in config.items() for name, value in values.items()}
 
 
-def open_trackers(run_dir: Path, config: dict[str, Any]) -> list[RunTracker]:
+def open_trackers(run_dir: Path, config: dict[str, Any], resumed: ResumePoint | None = None) -> list[RunTracker]:
     """The trackers ``config["run"]["logger"]`` names (TensorBoard alone for a config without the field);
-    the W&B and MLflow run ids are written to RUN_DIR/tracking.json for resume and export."""
+    the W&B and MLflow run ids are written to RUN_DIR/tracking.json for resume and export. resumed: see the
+    module docstring."""
     kinds = [Tracker(k) for k in config.get("run", {}).get("logger", [Tracker.TENSORBOARD])]
     state = read_tracking(run_dir)
+    through = 0
+    if resumed is not None and state:
+        through = state["logged_until"] = max(resumed.logged_until, state.get("logged_until", 0))
     trackers: list[RunTracker] = []
     for kind in kinds:
         if kind is Tracker.TENSORBOARD:
-            trackers.append(TensorBoardTracker(run_dir))
+            trackers.append(TensorBoardTracker(run_dir, None if resumed is None else resumed.step + 1))
         elif kind is Tracker.WANDB:
-            trackers.append(WandbTracker(run_dir, config, state.setdefault("wandb", {})))
+            trackers.append(SkipLogged(WandbTracker(run_dir, config, state.setdefault("wandb", {})), through))
         else:
-            trackers.append(MlflowTracker(run_dir, config, state.setdefault("mlflow", {})))
+            trackers.append(SkipLogged(MlflowTracker(run_dir, config, state.setdefault("mlflow", {})), through))
     if state:
         (run_dir / TRACKING_FILE).write_text(json.dumps(state, indent=2))
     return trackers

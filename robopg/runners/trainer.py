@@ -8,7 +8,6 @@ process, every algorithm but A3C) or robopg/runners/a3c.py (worker processes on 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +17,24 @@ from tqdm import tqdm
 from robopg import seeds
 from robopg.adr import AutomaticDomainRandomization
 from robopg.algos import ALGORITHMS
-from robopg.checkpoint import (
-    FINAL,
-    LATEST,
-    atomic_write_bytes,
-    load_run_checkpoint,
-    rng_state,
-    save_checkpoint,
-)
+from robopg.checkpoint import FINAL, LATEST, load_run_checkpoint, rng_state, save_checkpoint
 from robopg.config import Algo, TrainConfig
 from robopg.curriculum import AirGoalRamp, RandomizationRamp
 from robopg.facts import TaskFacts, active_spec
+from robopg.interrupts import Interrupted, StopRequests, signal_of
 from robopg.logger import MetricsLogger
 from robopg.modules import build_policy
+from robopg.run_dir import (
+    RunDirectory,
+    check_new_run,
+    check_resume_changes,
+    check_steps_left,
+    has_checkpoint,
+    saved_config,
+)
 from robopg.runners import a3c, on_policy
 from robopg.runners.iteration import Iteration, RunHook
 
-CONFIG_FILE = "config.json"
 RUNNERS = {Algo.A3C: a3c.run}
 """The runner of each algorithm that does not train synchronously (on_policy.run)."""
 
@@ -71,17 +71,15 @@ class Trainer:
     @classmethod
     def resume(cls, run_dir: str | Path, overrides: dict[str, dict[str, Any]] | None = None,
                progress: bool = True) -> Trainer:
-        """Rebuild the trainer from ``run_dir/config.json`` (plus overrides) and its latest checkpoint."""
+        """Rebuild the trainer from ``run_dir/config.json`` (plus overrides: only robopg/run_dir.py's RESUMABLE
+        fields may change) and its latest checkpoint."""
         run_dir = Path(run_dir)
-        config_path = run_dir / CONFIG_FILE
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{run_dir} has no {CONFIG_FILE}; --resume needs a run directory made by robopg train")
-        cfg = TrainConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))
-        if overrides:
-            cfg = cfg.replace(overrides)
-        trainer = cls(cfg, run_dir, progress=progress)
+        saved = saved_config(run_dir)
+        cfg = saved.replace(overrides) if overrides else saved
+        check_resume_changes(run_dir, saved, cfg)
         # latest.pt, else (unreadable) the newest intact older checkpoint, with a warning; a damaged one is refused.
         checkpoint = load_run_checkpoint(run_dir, (LATEST, FINAL))
+        trainer = cls(cfg, run_dir, progress=progress)
         trainer.load_state_dict(checkpoint.state, source=str(checkpoint.path))
         return trainer
 
@@ -127,20 +125,26 @@ class Trainer:
 
     # ----- training ------------------------------------------------------------------------------------------
     def train(self) -> dict[str, float]:
-        """Run until total_steps; returns the last iteration's metrics."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.run_dir / CONFIG_FILE,
-                           lambda f: f.write(json.dumps(self.cfg.to_dict(), indent=2).encode()))
+        """Run until total_steps; returns the last iteration's metrics. The run directory is written from the first
+        iteration on (robopg/run_dir.py); Ctrl-C or SIGTERM stops it at the end of the iteration in progress with a
+        checkpoint (robopg/interrupts.py) and raises ``Interrupted``."""
+        resumed = (self.iteration, self.global_step) if self.iteration else None
+        if resumed is None:
+            check_new_run(self.run_dir)
+        else:
+            check_steps_left(self.run_dir, self.global_step, self.cfg.run.total_steps)
         runner = RUNNERS.get(self.cfg.run.algo, on_policy.run)
-        logger = MetricsLogger(self.run_dir)
+        files = RunDirectory(self.run_dir, self.cfg.to_dict(), resumed)
         bar = progress_bar(self.cfg, self.global_step, self.progress)
+        stops = StopRequests()
         try:
-            metrics = runner(self, lambda iteration: self.record(iteration, logger, bar))
-        except KeyboardInterrupt:
-            raise self.interrupted() from None
+            with stops.installed():
+                metrics = runner(self, lambda it: stops.iteration_end(lambda: self.record(it, files.logger(), bar)))
+        except KeyboardInterrupt as err:
+            raise self.interrupted(err, files.opened) from None
         finally:
             bar.close()
-            logger.close()
+            files.close()
         self.save(final=True)
         return metrics
 
@@ -159,12 +163,27 @@ class Trainer:
             self.save()
         return metrics
 
-    def interrupted(self) -> KeyboardInterrupt:
-        """Save a checkpoint and say how to continue."""
-        path = self.save()
-        return KeyboardInterrupt(
-            f"interrupted at step {self.global_step}; saved {path}. Continue with: robopg train --resume {self.run_dir}"
-        )
+    def interrupted(self, err: KeyboardInterrupt, trained: bool) -> Interrupted:
+        """Save a checkpoint if the run stopped between iterations, and say how to continue. trained: this call
+        trained an iteration (the run directory is written)."""
+        signum = signal_of(err)
+        name = Interrupted(signum=signum).signal_name
+        resume = f"Continue with: robopg train --resume {self.run_dir}"
+        if isinstance(err, Interrupted) and err.at_boundary and self.global_step >= self.cfg.run.total_steps:
+            message = f"interrupted ({name}) after the last iteration; saved {self.save(final=True)}"
+        elif isinstance(err, Interrupted) and err.at_boundary:
+            message = f"interrupted ({name}) at step {self.global_step}; saved {self.save()}. {resume}"
+        elif trained:  # a second signal, mid-iteration: that state is not saved
+            message = f"interrupted ({name}) twice: stopped at once, mid-iteration, without saving. " + (
+                f"{resume} (from its last checkpoint)" if has_checkpoint(self.run_dir)
+                else f"It had written no checkpoint yet. Start it again with --out {self.run_dir}")
+        elif self.iteration:
+            message = f"interrupted ({name}) before the first iteration after resuming; {self.run_dir} is unchanged " \
+                      f"(step {self.global_step}). {resume}"
+        else:
+            message = f"interrupted ({name}) during start-up, before the first iteration: nothing was written. " \
+                      "Run the same command again"
+        return Interrupted(message, signum, at_boundary=isinstance(err, Interrupted) and err.at_boundary)
 
 
 def progress_bar(cfg: TrainConfig, global_step: int, enabled: bool) -> tqdm:

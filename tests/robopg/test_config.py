@@ -91,3 +91,66 @@ def test_cross_section_constraints_name_the_fix():
         TrainConfig().replace({"run": {"algo": "a3c"}, "a3c": {"workers": 4}, "env": {"num_envs": 6}})
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['clip_range'\] in \[a2c\]"):
         TrainConfig().replace({"a2c": {"clip_range": 0.1}})
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('[ppo]\nlearning_rate = "fast"', '[ppo] learning_rate = "fast" is not a number. Fix: write it like the default, '
+     'learning_rate = 0.001'),
+    ('[run]\ntotal_steps = "1000"', '[run] total_steps = "1000" is not an integer. Fix: write it like the default, '
+     'total_steps = 50000'),
+    ("[run]\ntotal_steps = true", "[run] total_steps = true is not an integer"),  # a boolean is not 1
+    ("[policy]\nhidden_sizes = 64", "[policy] hidden_sizes = 64 is not a list of integers. Fix: write it like the "
+     "default, hidden_sizes = [64, 64]"),
+    ("[env]\nnum_envs = 2.5", "[env] num_envs = 2.5 is not an integer. Fix: write it like the default, num_envs = 16"),
+    ("[env]\nrandomization = 5", '[env] randomization = 5 is not a string. Fix: write it like the default, '
+     'randomization = "default"'),
+    ('[policy]\nactivation = "sigmoid"', '[policy] activation = "sigmoid" is not one of "tanh", "elu", "relu"'),
+    ('[run]\nlogger = "wandb"', '[run] logger = "wandb" is not a list of values from "tensorboard", "wandb", '
+     '"mlflow". Fix: write it like the default, logger = ["tensorboard"]'),
+    ("[ppo]\nclip_value = 1", "[ppo] clip_value = 1 is not true or false"),
+    ("run = 5", "[run] must be a table of fields, got 5"),
+])
+def test_a_value_of_the_wrong_type_in_a_config_file_is_named_with_the_fix(tmp_path, table, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(table + "\n")
+    with pytest.raises(ValueError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: {message}") and "Fix:" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_every_field_of_every_section_is_type_checked(tmp_path):
+    """One generic check from the dataclass annotations: a value of the wrong kind for any field is refused."""
+    import typing
+    from dataclasses import fields
+    from enum import Enum
+
+    from robopg.config import SECTIONS
+
+    checked = 0
+    for section, section_cls in SECTIONS.items():
+        for f in fields(section_cls):
+            kind = typing.get_type_hints(section_cls)[f.name]
+            wrong = {int: '"3"', float: '"0.5"', bool: "1", str: "5"}.get(kind, "64")  # tuples get a bare number
+            if isinstance(kind, type) and issubclass(kind, Enum):
+                wrong = '"no-such-choice"'
+            path = tmp_path / f"{section}_{f.name}.toml"
+            path.write_text(f"[{section}]\n{f.name} = {wrong}\n")
+            with pytest.raises(ValueError, match=rf"\[{section}\] {f.name} = .* is not .* Fix: write it like the default"):
+                load_config(path)
+            checked += 1
+    assert checked > 100  # every section's fields, the algorithm sections included
+
+
+def test_numbers_are_accepted_for_floats_and_lists_for_tuples(tmp_path):
+    path = tmp_path / "ok.toml"
+    path.write_text("[ppo]\nlearning_rate = 1\n[policy]\nhidden_sizes = [32, 16]\n")
+    cfg = load_config(path)
+    assert cfg.ppo.learning_rate == 1.0 and isinstance(cfg.ppo.learning_rate, float)
+    assert cfg.policy.hidden_sizes == (32, 16)
+
+
+def test_minibatches_beyond_the_rollout_are_refused_before_training():
+    with pytest.raises(ValueError, match=r"\[ppo\] minibatches = 64 is more than the 16 samples of a rollout "
+                                         r"\(rollout_steps 8 x num_envs 2\); pass --minibatches 4"):
+        TrainConfig().replace({"env": {"num_envs": 2}, "ppo": {"rollout_steps": 8, "minibatches": 64}})

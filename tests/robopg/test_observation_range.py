@@ -14,8 +14,8 @@ from policies_export.loop import LoopConfig, run_loop
 from policies_export.safety import SafetyConfig
 from robopg.config import EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
 from robopg.export import export_policy
-from robopg.sim_robot import SimRobot
 from robopg.runners import Trainer
+from robopg.sim_robot import SimRobot
 
 TASK = "FetchReachDense-v4"  # its gripper is blocked: gripper_state and gripper_vel are constant in training
 NOISE_KEYS = ("observation_noise", "observation_bias")

@@ -3,6 +3,7 @@ policy file, with W&B offline and MLflow in a local SQLite store (no network); r
 
 import json
 import math
+import shutil
 import struct
 import sys
 from dataclasses import replace
@@ -42,15 +43,21 @@ def wandb_records(path: Path) -> list:
     return records
 
 
-def wandb_history(run_dir: Path, run_id: str) -> dict[int, dict[str, float]]:
-    """step -> {key: value} from every offline run file of ``run_id`` (a resumed run adds one)."""
-    history: dict[int, dict[str, float]] = {}
+def wandb_rows(run_dir: Path, run_id: str) -> list[tuple[int, dict[str, float]]]:
+    """(step, {key: value}) of every history record in the offline run files of ``run_id`` (a resumed run adds
+    one), in the order they were logged."""
+    rows = []
     for path in sorted(run_dir.glob(f"wandb/offline-run-*-{run_id}*/run-{run_id}.wandb")):
         for record in wandb_records(path):
             if record.WhichOneof("record_type") == "history":
                 row = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
-                history[int(row.pop("_step"))] = row
-    return history
+                rows.append((int(row.pop("_step")), row))
+    return rows
+
+
+def wandb_history(run_dir: Path, run_id: str) -> dict[int, dict[str, float]]:
+    """step -> {key: value} from every offline run file of ``run_id``."""
+    return dict(wandb_rows(run_dir, run_id))
 
 
 def same(a: float, b: float) -> bool:
@@ -104,13 +111,42 @@ def test_resume_continues_the_same_tracked_runs(tiny_config, tmp_path, wandb_dir
     Trainer(cfg, run_dir, progress=False).train()
     first = json.loads((run_dir / "tracking.json").read_text())
     Trainer.resume(run_dir, {"run": {"total_steps": 256}}, progress=False).train()
-    assert json.loads((run_dir / "tracking.json").read_text()) == first
+    after = json.loads((run_dir / "tracking.json").read_text())
+    assert (after["wandb"], after["mlflow"]) == (first["wandb"], first["mlflow"])  # the same tracked runs
+    assert after["logged_until"] == 128  # the highest step they held at the resume (robopg/tracking.py)
     steps = [int(r["step"]) for r in read_metrics(run_dir)]
     assert steps == [64, 128, 192, 256]
     mlflow = MlflowClient(first["mlflow"]["tracking_uri"])
     assert sorted(m.step for m in mlflow.get_metric_history(first["mlflow"]["run_id"], "policy_loss")) == steps
     assert sorted(wandb_history(run_dir, first["wandb"]["id"])) == steps
     assert not (run_dir / "tb").exists()  # TensorBoard was not asked for
+
+
+def test_a_resume_past_a_crash_logs_every_step_once_in_every_tracker(tiny_config, tmp_path, wandb_dirs):
+    run_dir = tmp_path / "crashed"
+    cfg = replace(tiny_config, run=replace(tiny_config.run, logger=TRACKERS))  # 4 iterations, checkpoints at 2, 4
+    Trainer(cfg, run_dir, progress=False).train()
+    first = read_metrics(run_dir)
+    # The files kill -9 leaves after iteration 4's row and before its checkpoint: iteration 2's is the latest.
+    for name in ("final.pt", "checkpoints/step_0000000256.pt"):
+        (run_dir / name).unlink()
+    shutil.copy(run_dir / "checkpoints" / "step_0000000128.pt", run_dir / "latest.pt")
+
+    Trainer.resume(run_dir, {"run": {"total_steps": 320}}, progress=False).train()
+    rows = read_metrics(run_dir)
+    steps = [64, 128, 192, 256, 320]
+    assert [int(r["step"]) for r in rows] == steps  # rows 3 and 4 of the crashed run were dropped, then redone
+    assert all(same(r[k], f[k]) for r, f in zip(rows[:2], first[:2], strict=True) for k in f)
+    tracking = json.loads((run_dir / "tracking.json").read_text())
+    assert tracking["logged_until"] == 256
+
+    # W&B and MLflow hold each step once: the first attempt's values up to the crash, the resumed run's after.
+    mlflow = MlflowClient(tracking["mlflow"]["tracking_uri"])
+    history = sorted((m.step, m.value) for m in mlflow.get_metric_history(tracking["mlflow"]["run_id"], "policy_loss"))
+    logged = [step for step, _ in wandb_rows(run_dir, tracking["wandb"]["id"])]
+    assert [step for step, _ in history] == steps and sorted(logged) == steps and len(set(logged)) == len(logged)
+    expected = [first[0], first[1], first[2], first[3], rows[4]]
+    assert all(same(value, row["policy_loss"]) for (_, value), row in zip(history, expected, strict=True))
 
 
 def test_a_tracker_whose_package_is_missing_names_the_extra(tmp_path, monkeypatch):

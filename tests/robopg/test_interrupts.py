@@ -1,0 +1,76 @@
+"""Real signals to a real `robopg train` process (robopg/interrupts.py): SIGTERM, as `timeout`, systemd, Kubernetes
+and SLURM send it, stops like Ctrl-C, with a checkpoint after the iteration in progress, the command that
+continues and exit 143 (Ctrl-C: 130); a signal during start-up writes nothing and says so in one line."""
+
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from train_processes import BATCH, SMALL, robopg, rows_written, start, wait_for_rows
+
+from robopg.checkpoint import load_checkpoint
+from robopg.logger import read_metrics
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_checkpoints_the_run_says_how_to_continue_and_exits_128_plus_its_number(tmp_path, signum, code):
+    run = tmp_path / "run"
+    proc = start("train", *SMALL, "--total-steps", "100000", "--checkpoint-every", "1000", "--out", str(run))
+    wait_for_rows(proc, run, 2)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    name = signal.Signals(signum).name
+    last = err.strip().splitlines()[-1]
+    match = re.fullmatch(rf"robopg train: interrupted \({name}\) at step (\d+); saved (\S+)\. "
+                         rf"Continue with: (robopg train --resume {re.escape(str(run))})", last)
+    assert match, err
+    step, saved, command = int(match[1]), Path(match[2]), match[3]
+    # The iteration in progress finished: the checkpoint holds exactly the iterations metrics.csv logged.
+    checkpoint = load_checkpoint(saved)
+    rows = read_metrics(run)
+    assert checkpoint["global_step"] == step == rows[-1]["step"] and checkpoint["iteration"] == len(rows)
+    assert load_checkpoint(run / "latest.pt")["global_step"] == step
+    if signum == signal.SIGINT:
+        return  # continuing is the same for both
+
+    continued = robopg(*command.split()[1:], "--total-steps", str(step + 2 * BATCH), "--no-progress")
+    assert continued.returncode == 0, continued.stderr
+    assert [r["step"] for r in read_metrics(run)] == [BATCH * i for i in range(1, len(rows) + 3)]
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_start_up_writes_nothing_and_says_so(tmp_path, signum, code):
+    run = tmp_path / "run"
+    proc = start("train", *SMALL, "--total-steps", "100000", "--out", str(run))
+    # The CLI imports torch only once `robopg train` runs (before: argument parsing, config): signal then.
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 120
+    while "libtorch" not in maps.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.005)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert err.strip() == (f"robopg train: interrupted ({signal.Signals(signum).name}) during start-up, before the "
+                           "first iteration: nothing was written. Run the same command again")
+    assert not run.exists() and rows_written(run) == 0
+
+
+def test_a_second_signal_stops_at_once_and_saves_nothing(tmp_path):
+    run = tmp_path / "run"
+    # Iterations of 2 x 600 steps take seconds: the second signal comes while the first one waits for the end.
+    proc = start("train", *SMALL[:4], "--rollout-steps", "600", *SMALL[6:], "--total-steps", "100000",
+                 "--checkpoint-every", "1000", "--out", str(run))
+    wait_for_rows(proc, run, 1)  # past the first iteration: a first signal is held to the iteration's end
+    proc.send_signal(signal.SIGTERM)
+    assert "SIGTERM: stopping at the end of this iteration" in proc.stderr.readline() + proc.stderr.readline()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == (
+        "robopg train: interrupted (SIGINT) twice: stopped at once, mid-iteration, without saving. It had written no "
+        f"checkpoint yet. Start it again with --out {run}")
+    assert not (run / "latest.pt").exists() and rows_written(run) == 1
