@@ -32,7 +32,7 @@ import torch
 
 import envs
 from envs.batched import BatchedFetchVecEnv
-from robopg.config import EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
+from robopg.config import EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig, resolve_config
 from robopg.runners import Trainer
 
 
@@ -120,14 +120,33 @@ class TimedVecEnv:
 
 
 def robopg_training(task: str, num_envs: int, rollout: int, steps: int, backend: str) -> dict[str, float]:
-    """Steps per second of robopg PPO, and the seconds per iteration spent in each part."""
+    """Steps per second of robopg PPO (64-64 networks, 10 epochs x 4 minibatches), and the seconds per iteration
+    spent in each part."""
     cfg = TrainConfig(
         env=EnvConfig(task=task, num_envs=num_envs, randomization="none", backend=backend),
         policy=PolicyConfig(hidden_sizes=(64, 64)),
         ppo=PPOConfig(rollout_steps=rollout, epochs=10, minibatches=4),
         run=RunConfig(total_steps=steps, checkpoint_every=0),
     )
-    run_dir = Path(f"runs/bench_throughput/robopg_{backend}")
+    return timed_training(cfg, f"robopg_{backend}")
+
+
+def preset_config(preset: str, num_envs: int | None, steps: int) -> TrainConfig:
+    """The preset's PPO settings (network, rollout, epochs, minibatches, env count unless given) on its task
+    without randomisation or reward shaping: what the physics ceiling and SB3 can be compared with."""
+    overrides: dict[str, dict[str, Any]] = {
+        "env": {"randomization": "none", "reward": "task", "obs_history": 1, "action_history": 0},
+        "curriculum": {"enabled": False},
+        "run": {"total_steps": steps, "checkpoint_every": 0},
+    }
+    if num_envs is not None:
+        overrides["env"]["num_envs"] = num_envs
+    return resolve_config(preset, None, overrides)
+
+
+def timed_training(cfg: TrainConfig, name: str) -> dict[str, float]:
+    """Train ``cfg`` and return its steps/s and the seconds per iteration spent in each part."""
+    run_dir = Path(f"runs/bench_throughput/{name}")
     shutil.rmtree(run_dir, ignore_errors=True)  # metrics.csv appends; keep only this run's iterations
     timed: list[TimedVecEnv] = []
     make_vec = envs.make_vec
@@ -171,14 +190,16 @@ def robopg_training(task: str, num_envs: int, rollout: int, steps: int, backend:
     return out
 
 
-def sb3_steps_per_second(task: str, num_envs: int, rollout: int, steps: int) -> float:
+def sb3_steps_per_second(task: str, num_envs: int, rollout: int, steps: int, hidden: tuple[int, ...] = (64, 64),
+                         epochs: int = 10, minibatches: int = 4) -> float:
+    """SB3 PPO with the same env count, rollout, network (tanh), epochs and minibatch count as robopg's."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     vec = DummyVecEnv([lambda i=i: envs.make_env(task, seed=i) for i in range(num_envs)])
     model = PPO(
-        "MlpPolicy", vec, n_steps=rollout, batch_size=rollout * num_envs // 4, n_epochs=10, seed=0, verbose=0,
-        policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": torch.nn.Tanh},
+        "MlpPolicy", vec, n_steps=rollout, batch_size=rollout * num_envs // minibatches, n_epochs=epochs, seed=0,
+        verbose=0, policy_kwargs={"net_arch": {"pi": list(hidden), "vf": list(hidden)}, "activation_fn": torch.nn.Tanh},
         device="cpu",
     )
     t0 = time.perf_counter()
@@ -212,6 +233,57 @@ def memory_per_env(task: str, num_envs: int) -> dict[str, float]:
         }
 
 
+def _peak_rss_worker(args: tuple[str, int, str]) -> float:
+    """Peak resident MiB of a fresh process holding a batched vector env of num_envs envs, each with its own
+    randomised model (spec), after a reset and 50 steps."""
+    import resource
+
+    task, num_envs, randomization = args
+    vec = envs.make_vec(task, num_envs, 0, randomization, backend="batched")
+    vec.reset(seed=0)
+    for _ in range(50):
+        vec.step(np.zeros((num_envs, 4), dtype=np.float32))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def peak_rss_mib(task: str, num_envs: int, randomization: str) -> float:
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_peak_rss_worker, ((task, num_envs, randomization),))
+
+
+PHASES = ("physics_seconds", "kinematics_seconds", "observation_reward_reset_seconds", "policy_and_storage_seconds",
+          "update_seconds", "iteration_seconds")
+
+
+def preset_comparison(preset: str, steps: int, ceiling: float) -> dict[str, Any]:
+    """robopg and SB3 end to end with the preset's settings (env count, rollout, network, epochs, minibatches)."""
+    cfg = preset_config(preset, None, steps)
+    ppo = cfg.ppo
+    robopg = timed_training(cfg, f"preset_{preset}")
+    sb3 = sb3_steps_per_second(cfg.env.task, cfg.env.num_envs, ppo.rollout_steps, steps, cfg.policy.hidden_sizes,
+                               ppo.epochs, ppo.minibatches)
+    return {
+        "name": preset, "num_envs": cfg.env.num_envs, "rollout_steps": ppo.rollout_steps,
+        "hidden_sizes": list(cfg.policy.hidden_sizes), "epochs": ppo.epochs, "minibatches": ppo.minibatches,
+        "robopg_steps_per_second": round(robopg["steps_per_second"], 1), "sb3_steps_per_second": round(sb3, 1),
+        "ratio_over_sb3": round(robopg["steps_per_second"] / sb3, 2),
+        "ratio_over_physics_ceiling": round(robopg["steps_per_second"] / ceiling, 2),
+        "breakdown_seconds": {k: round(v, 4) for k, v in robopg.items() if k != "steps_per_second"},
+    }
+
+
+def preset_phases(preset: str, env_counts: list[int], iterations: int) -> list[dict[str, float]]:
+    """Where one PPO iteration of the preset's settings goes, per env count (no randomisation): physics,
+    kinematics readouts, the rest of env.step, policy inference + storage, the update."""
+    rows = []
+    for n in env_counts:
+        cfg = preset_config(preset, n, steps=1)
+        cfg = cfg.replace({"run": {"total_steps": iterations * cfg.batch_size}})
+        row = timed_training(cfg, f"phases_{n}")
+        rows.append({"num_envs": n, **row})
+    return rows
+
+
 def scaling(task: str, env_counts: list[int], threads: list[int], seconds: float) -> list[dict[str, float]]:
     spec = envs.load_spec("none")
     rows = []
@@ -233,6 +305,11 @@ def main() -> None:
     parser.add_argument("--raw-seconds", type=float, default=3.0, help="seconds per raw-throughput measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of raw measurements (best kept)")
     parser.add_argument("--scaling-envs", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024])
+    parser.add_argument("--preset", default="fetch-push", help="preset whose PPO settings are measured end to end")
+    parser.add_argument("--preset-steps", type=int, default=65_536, help="training steps of the preset run (and SB3's)")
+    parser.add_argument("--phase-envs", type=int, nargs="+", default=[16, 32, 64, 128, 256])
+    parser.add_argument("--phase-iterations", type=int, default=4, help="PPO iterations per env count of the table")
+    parser.add_argument("--rss-envs", type=int, default=256, help="env count of the peak-memory measurement")
     parser.add_argument("--json", type=Path, default=Path("docs/bench_throughput.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
@@ -247,12 +324,17 @@ def main() -> None:
     threads = sorted({1, cores})
     scale = scaling(args.task, args.scaling_envs, threads, seconds=min(args.raw_seconds, 2.0))
     memory = memory_per_env(args.task, 64)
+    preset = preset_comparison(args.preset, args.preset_steps, ceiling)
+    phases = preset_phases(args.preset, args.phase_envs, args.phase_iterations)
+    rss = {spec: round(peak_rss_mib(args.task, args.rss_envs, spec), 1) for spec in ("none", "sim2real")}
 
     ppo = {name: row["steps_per_second"] for name, row in training.items()} | {"sb3": sb3}
     result = {
         "command": f"python scripts/bench_throughput.py --task {args.task} --num-envs {args.num_envs} "
         f"--rollout-steps {args.rollout_steps} --steps {args.steps} --raw-seconds {args.raw_seconds} "
-        f"--rounds {args.rounds}",
+        f"--rounds {args.rounds} --preset {args.preset} --preset-steps {args.preset_steps} "
+        f"--phase-envs {' '.join(map(str, args.phase_envs))} --phase-iterations {args.phase_iterations} "
+        f"--rss-envs {args.rss_envs}",
         "machine": f"{platform.machine()}, {cores} cores",
         "task": args.task,
         "num_envs": args.num_envs,
@@ -269,6 +351,9 @@ def main() -> None:
         },
         "batched_scaling": [{**row, "steps_per_second": round(row["steps_per_second"], 1)} for row in scale],
         "batched_memory_mib_per_env": {k: round(v, 2) for k, v in memory.items()},
+        "preset": preset,
+        "preset_phases_seconds_per_iteration": [{k: round(v, 4) for k, v in row.items()} for row in phases],
+        f"peak_rss_mib_{args.rss_envs}_envs": rss,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
@@ -284,7 +369,14 @@ def main() -> None:
     print("batched PPO iteration (s): " + ", ".join(f"{k} {v:.3f}" for k, v in b.items() if k != "steps_per_second"))
     print("batched scaling (envs x threads -> steps/s): "
           + ", ".join(f"{r['num_envs']}x{r['threads']}: {r['steps_per_second']:.0f}" for r in scale))
-    print(f"memory per env (MiB): {memory}   -> {args.json}")
+    print(f"memory per env (MiB): {memory}; peak RSS with {args.rss_envs} envs (MiB): {rss}")
+    print(f"preset {args.preset} ({preset['num_envs']} envs, {preset['hidden_sizes']}): robopg "
+          f"{preset['robopg_steps_per_second']:.0f} steps/s = {100 * preset['ratio_over_physics_ceiling']:.0f}% of the "
+          f"ceiling, {preset['ratio_over_sb3']:.2f}x SB3 ({preset['sb3_steps_per_second']:.0f})")
+    print(f"{'envs':>5} " + " ".join(f"{k:>12}" for k in PHASES))
+    for row in phases:
+        print(f"{row['num_envs']:>5} " + " ".join(f"{row.get(k, float('nan')):>12.4f}" for k in PHASES))
+    print(f"-> {args.json}")
 
 
 if __name__ == "__main__":
