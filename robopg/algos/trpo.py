@@ -21,7 +21,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from robopg.algos.critic import fit_value
 from robopg.config import TRPOConfig
-from robopg.distributions import gaussian_kl
+from robopg.distributions import gaussian_kl, gaussian_log_prob
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import Batch, RolloutStorage
 
@@ -70,7 +70,7 @@ def fisher_vector_product(
 
 def surrogate(policy: GaussianActorCritic, batch: Batch, advantages: torch.Tensor) -> torch.Tensor:
     """L(theta) = E[pi_theta(u | x) / pi_old(u | x) A]: the importance-sampled surrogate (a scalar)."""
-    log_probs, _, _, _ = policy.evaluate(batch.obs, batch.actions, batch.critic_obs, batch.memory)
+    log_probs = gaussian_log_prob(batch.actions, policy.mean(batch.obs, batch.memory), policy.log_std)
     return (torch.exp(log_probs - batch.log_probs) * advantages).mean()
 
 
