@@ -127,7 +127,8 @@ class Controller:
         """The recurrent state the graph carries (None: feed-forward)."""
         self._recurrent = self.recurrence is not None
         self._state: tuple[np.ndarray, ...] = ()
-        """This controller's state, one (layers, 1, hidden) float32 buffer per state input, fed as they are."""
+        """This controller's state, one (layers, 1, hidden) float32 array per state input, the arrays the feed holds
+        (the model's last outputs, or zeros)."""
         if self.recurrence is not None:
             self._state = self.initial_state(1)
             self._feed.update(zip(self.recurrence.inputs, self._state, strict=True))
@@ -430,8 +431,9 @@ class Controller:
             if not np.isfinite(out).all():
                 return f"model output '{name}' (the next recurrent state) is not finite; the state holds"
         if np.isfinite(outputs[0]).all():
-            for buf, out in zip(self._state, outputs[1:], strict=True):
-                np.copyto(buf, out)
+            # onnxruntime returns fresh arrays: feed them back as they are, no copy.
+            self._state = tuple(outputs[1:])
+            self._feed.update(zip(self.recurrence.inputs, self._state, strict=True))
         return None
 
     def _advance_history(self, accepted: bool) -> None:

@@ -154,6 +154,13 @@ class RecurrentActorCritic(GaussianActorCritic):
         return values.squeeze(-1), critic_state
 
     @torch.no_grad()
+    def sample_step(self, obs: torch.Tensor, actor_state: State,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, State]:
+        """u ~ pi(. | x_t, s_{t-1}) from the actor alone: (actions (N, act_dim) normalised, next actor state)."""
+        mean, actor_state = self.mean_step(obs, actor_state)
+        return self._sample(mean, generator), actor_state
+
+    @torch.no_grad()
     def deterministic_step(self, obs: torch.Tensor, actor_state: State) -> tuple[torch.Tensor, State]:
         """The deployed policy: raw obs (N, obs_dim) -> (mean action in robot bounds (N, act_dim), next state)."""
         mean, actor_state = self.mean_step(obs, actor_state)
