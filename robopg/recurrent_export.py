@@ -110,12 +110,14 @@ def record_sequences(policy: RecurrentActorCritic, env_cfg: EnvConfig, seed: int
         obs, _ = env.reset(seed=seed)
         state: State = policy.actor.memory.zero_state(num_envs)
         start = np.ones(num_envs, dtype=bool)
-        while len(inputs) < min_steps or np.stack(starts)[1:].sum(axis=0).min() < min_boundaries:
+        boundaries = np.full(num_envs, -1)  # recorded episode starts per env, the reset at step 0 not counted
+        while len(inputs) < min_steps or boundaries.min() < min_boundaries:
             if len(inputs) >= MAX_SEQUENCE_STEPS:
                 raise ValueError(f"{env_cfg.task}: fewer than {min_boundaries} episode ends in {MAX_SEQUENCE_STEPS} "
                                  "steps per env; the recurrent parity gate needs sequences across episode boundaries")
             inputs.append(obs.astype(np.float32))
             starts.append(start)
+            boundaries += start
             actions, state = policy.sample_step(torch.from_numpy(inputs[-1]), state, generator)
             obs, _, terminated, truncated, _ = env.step(policy.to_env_action(actions).numpy())
             start = terminated | truncated

@@ -27,6 +27,7 @@ from robopg.export import (
     write_policy_file,
 )
 from robopg.facts import TaskFacts
+from robopg.modules import build_policy
 from robopg.recurrent_export import (
     SEQUENCE_BOUNDARIES,
     SEQUENCE_STEPS,
@@ -170,4 +171,16 @@ def test_a_recurrent_run_resumes_with_its_memory(lstm_run, tmp_path):
     resumed.train()
     assert resumed.global_step >= 768
     assert not torch.equal(resumed.policy.actor.memory.rnn.weight_hh_l0, trained)
+
+
+def test_recording_runs_on_until_every_sequence_has_its_boundaries():
+    """Pendulum-v1's episodes are 200 steps: asked for 2 boundaries, the recording stops right after the step that
+    begins the third episode (steps 0..400), however few steps were asked for."""
+    cfg = TrainConfig.from_dict({"env": {"task": "Pendulum-v1", "num_envs": 2, "randomization": "none"},
+                                 "policy": {"hidden_sizes": (8,), "recurrent": "gru", "rnn_hidden_size": 4},
+                                 "ppo": {"minibatches": 2}})
+    policy = build_policy(cfg, TaskFacts.for_run(cfg), torch.Generator().manual_seed(0))
+    recorded = record_sequences(policy, cfg.env, seed=0, num_envs=2, min_steps=10, min_boundaries=2)
+    assert recorded.steps == 401 and recorded.boundaries == 2
+    np.testing.assert_array_equal(np.flatnonzero(recorded.starts[:, 1]), [0, 200, 400])
 
