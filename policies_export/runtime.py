@@ -401,7 +401,8 @@ class Controller:
     def stats(self) -> dict:
         """Counters since load (not cleared by ``reset``); a snapshot, safe to keep or log.
 
-        ``ticks``: actions produced (act/fallback calls + act_batch rows, excluding calls that raised).
+        ``ticks``: actions produced (act/fallback calls + act_batch / act_batch_with_state rows, excluding calls that
+        raised).
         ``interventions``: count per ``Intervention`` kind (safety.py), e.g. ``{"nonfinite_obs": 2, ...}``.
         ``fallbacks``: ticks that sent the safe action instead of the policy's (sum over those kinds).
         ``consecutive_fallbacks``: safe actions since the last policy action, for a watchdog that stops
