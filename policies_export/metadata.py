@@ -24,6 +24,9 @@ Written by ``robopg export`` (via ``PolicyMetadata(...).to_json()``), read by ``
       "randomization_active": ["object_mass", ...]    (optional, see below)
       "preset": "fetch-push"                           (optional, see below)
       "sha256": "9f2c...64 hex digits"                 (optional, see below)
+      "recurrence": {"kind": "lstm", "layers": 1, "hidden_size": 128,
+                     "inputs": ["h_in", "c_in"], "outputs": ["h_out", "c_out"],
+                     "shape": [1, "batch", 128], "reset": "zeros at an episode's start"}   (optional, see below)
     }
 
 ``observation_low`` / ``observation_high`` (optional, added without a version bump) are the range of each flat
@@ -50,6 +53,13 @@ the run started from; absent when it started from none.
 ``sha256`` (optional, added without a version bump): the file's integrity digest, written by ``robopg export`` and
 checked by ``Controller.load`` (``policies_export/integrity.py`` defines what it covers). Files without it load
 with a ``PolicyFileWarning``.
+
+``recurrence`` (optional, added without a version bump): the policy is recurrent (``robopg train --recurrent``).
+Besides ``obs`` the graph takes its state, one float32 input per name in ``inputs`` (an LSTM: ``h_in`` and ``c_in``,
+a GRU: ``h_in``), each of ``shape`` ``[layers, batch, hidden_size]``, and returns ``action`` and the next state
+under the names in ``outputs`` (``h_out``, ``c_out``), same shapes. ``reset`` is the rule training followed: the
+state is zeros at an episode's start; between ticks of one episode the next state is fed back. ``Controller`` holds
+the state (runtime.py says what a safe-action tick does to it). Files without it are feed-forward.
 
 Keys not listed above are ignored, so a later robopg may add fields without bumping the format
 version; removing or changing the meaning of a field needs ``FORMAT_VERSION + 1``.
@@ -109,6 +119,76 @@ class History:
         return {"observations": self.observations, "actions": self.actions}
 
 
+RESET_RULE = "zeros at an episode's start"
+"""The only reset rule robopg trains with, and so the only one this runtime implements."""
+
+RECURRENT_STATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "lstm": (("h_in", "c_in"), ("h_out", "c_out")),
+    "gru": (("h_in",), ("h_out",)),
+}
+"""The state inputs and outputs robopg export names for each recurrent kind (the count is what the kind fixes)."""
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """The graph's recurrent state (JSON: see the module docstring); ``Recurrence.standard(kind, layers, hidden)``
+    is what robopg export writes."""
+
+    kind: str
+    """``"lstm"`` (state h and c) or ``"gru"`` (state h)."""
+    layers: int
+    """Stacked recurrent layers, >= 1: the first dimension of each state tensor."""
+    hidden_size: int
+    """Units per layer, >= 1: the last dimension of each state tensor."""
+    inputs: tuple[str, ...]
+    """Graph input names of the state, in the kind's order (h, then c)."""
+    outputs: tuple[str, ...]
+    """Graph output names of the next state, in the same order."""
+    reset: str = RESET_RULE
+    """When the state starts over, and how: ``RESET_RULE``, the only rule this runtime implements."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in RECURRENT_STATES:
+            raise PolicyFileError(f"metadata recurrence.kind must be one of {sorted(RECURRENT_STATES)}, got {self.kind!r}")
+        for name in ("layers", "hidden_size"):
+            _check_int(f"recurrence.{name}", getattr(self, name))
+            if getattr(self, name) < 1:
+                raise PolicyFileError(f"metadata recurrence.{name} must be >= 1, got {getattr(self, name)}")
+        count = len(RECURRENT_STATES[self.kind][0])
+        for field in ("inputs", "outputs"):
+            names = getattr(self, field)
+            if not isinstance(names, list | tuple) or len(names) != count:
+                raise PolicyFileError(
+                    f"metadata recurrence.{field} must name the {count} state tensor(s) of a {self.kind}, got {names!r}"
+                )
+            for i, name in enumerate(names):
+                _check_str(f"recurrence.{field}[{i}]", name)
+            object.__setattr__(self, field, tuple(names))
+        names = [*self.inputs, *self.outputs]
+        if len(set(names)) != len(names) or {"obs", "action", "action_probe"} & set(names):
+            raise PolicyFileError(f"metadata recurrence names {names} must be distinct from each other and from "
+                                  "obs, action and action_probe")
+        if self.reset != RESET_RULE:
+            raise PolicyFileError(f"metadata recurrence.reset is {self.reset!r}; this runtime implements only "
+                                  f"{RESET_RULE!r}. Upgrade robopg on the robot")
+
+    @classmethod
+    def standard(cls, kind: str, layers: int, hidden_size: int) -> Recurrence:
+        """The recurrence robopg export writes for a ``kind`` policy (state names from ``RECURRENT_STATES``)."""
+        inputs, outputs = RECURRENT_STATES[kind]
+        return cls(kind=kind, layers=layers, hidden_size=hidden_size, inputs=inputs, outputs=outputs)
+
+    @property
+    def shape(self) -> tuple[int | str, int | str, int | str]:
+        """Each state tensor's shape: ``(layers, "batch", hidden_size)``."""
+        return (self.layers, "batch", self.hidden_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "layers": self.layers, "hidden_size": self.hidden_size,
+                "inputs": list(self.inputs), "outputs": list(self.outputs), "shape": list(self.shape),
+                "reset": self.reset}
+
+
 @dataclass(frozen=True)
 class PolicyMetadata:
     """Everything the robot side needs to know about a policy, beyond the graph itself.
@@ -159,6 +239,9 @@ class PolicyMetadata:
     files."""
     preset: str | None = None
     """The ``robopg train --preset`` recipe the run started from, None when none (and in older files)."""
+    recurrence: Recurrence | None = None
+    """The graph's recurrent state (see the module docstring), None for a feed-forward policy (and in older files).
+    A JSON object as written by ``Recurrence.to_dict`` is accepted and turned into ``Recurrence``."""
     sha256: str | None = None
     """The file's integrity digest (64 lowercase hex digits, integrity.py), None in older files. On metadata that
     export has not stamped yet it is ``integrity.PLACEHOLDER``."""
@@ -190,6 +273,8 @@ class PolicyMetadata:
                 raise PolicyFileError(f"metadata observation_tolerance must be a finite number >= 0, got {tolerance}")
             object.__setattr__(self, "observation_tolerance", tolerance)
         object.__setattr__(self, "history", _check_history(self.history))
+        if self.recurrence is not None:
+            object.__setattr__(self, "recurrence", _check_recurrence(self.recurrence))
         if self.sha256 is not None:
             _check_str("sha256", self.sha256)
         if self.preset is not None:
@@ -275,6 +360,16 @@ class PolicyMetadata:
             f"{k} x {self.obs_dim} + {m} x {self.act_dim} = {self.input_dim} input values, newest last"
         )
 
+    def recurrence_str(self) -> str:
+        """``"lstm, 1 layer x 128: state inputs h_in, c_in [1, batch, 128] -> outputs h_out, c_out; zeros at an
+        episode's start"``, or that the policy is feed-forward."""
+        rec = self.recurrence
+        if rec is None:
+            return "none (feed-forward: each action depends on this tick's input alone)"
+        shape = ", ".join(str(d) for d in rec.shape)
+        return (f"{rec.kind}, {rec.layers} layer{'s' * (rec.layers > 1)} x {rec.hidden_size}: state inputs "
+                f"{', '.join(rec.inputs)} [{shape}] -> outputs {', '.join(rec.outputs)}; {rec.reset}")
+
     def randomization_str(self) -> str:
         """The parameters varied in training: the active ones (in files that record them), else the spec's."""
         in_spec = list(self.randomization.get("parameters", self.randomization))
@@ -317,6 +412,8 @@ class PolicyMetadata:
             doc["randomization_active"] = list(self.randomization_active)
         if self.preset is not None:
             doc["preset"] = self.preset
+        if self.recurrence is not None:
+            doc["recurrence"] = self.recurrence.to_dict()
         if self.sha256 is not None:
             doc["sha256"] = self.sha256
         return json.dumps(doc, sort_keys=True, allow_nan=False)
@@ -355,6 +452,7 @@ class PolicyMetadata:
         lines += [
             f"action            {self.act_dim} values, bounds {bounds}",
             f"history           {self.history_str()}",
+            f"memory            {self.recurrence_str()}",
             f"parity            max |torch - onnxruntime| = {self.parity_max_abs_diff:.2e} at export",
             f"integrity         {_integrity_str(self.sha256)}",
             f"randomisation     {self.randomization_str()}",
@@ -415,7 +513,7 @@ class PolicyMetadata:
 _FIELD_NAMES: tuple[str, ...] = tuple(PolicyMetadata.__dataclass_fields__)
 _OPTIONAL_FIELDS: frozenset[str] = frozenset(
     {"observation_low", "observation_high", "observation_tolerance", "history", "randomization_active", "preset",
-     "sha256"}
+     "recurrence", "sha256"}
 )
 _REQUIRED_FIELDS: tuple[str, ...] = tuple(name for name in _FIELD_NAMES if name not in _OPTIONAL_FIELDS)
 
@@ -471,6 +569,23 @@ def _check_history(value: Any) -> History:
     if unknown:
         raise PolicyFileError(f"metadata field 'history' has unknown key(s) {unknown}; it takes observations, actions")
     return History(**value)
+
+
+def _check_recurrence(value: Any) -> Recurrence:
+    if isinstance(value, Recurrence):
+        return value
+    keys = {"kind", "layers", "hidden_size", "inputs", "outputs", "shape", "reset"}
+    if not isinstance(value, dict):
+        raise PolicyFileError(f"metadata field 'recurrence' must be a JSON object with keys {sorted(keys)}, got {value!r}")
+    unknown, missing = sorted(set(value) - keys), sorted(keys - set(value))
+    if unknown or missing:
+        raise PolicyFileError(f"metadata field 'recurrence' has unknown key(s) {unknown} / lacks {missing}; it takes "
+                              f"{sorted(keys)}")
+    recurrence = Recurrence(**{k: v for k, v in value.items() if k != "shape"})
+    if value["shape"] != list(recurrence.shape):
+        raise PolicyFileError(f"metadata recurrence.shape is {value['shape']!r}, but layers and hidden_size say "
+                              f"{list(recurrence.shape)}")
+    return recurrence
 
 
 def _check_layout(value: Any) -> tuple[tuple[str, int], ...]:

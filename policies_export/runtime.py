@@ -9,6 +9,16 @@ A policy trained with history (``robopg train --obs-history K --action-history M
 takes one raw observation per ``act``: the controller keeps the last K observations and the last M actions it
 sent and builds the graph's input exactly as training did (``envs/history.py``); ``reset()`` starts it over.
 
+A recurrent policy (``robopg train --recurrent lstm|gru``, ``metadata.recurrence``) carries a state between ticks:
+the controller holds it, starts it at zeros after ``load`` and ``reset()`` (training's rule: zeros at an episode's
+start; ``run_loop`` resets at every episode boundary it sees), feeds it to the graph with each observation and
+keeps the next state the graph returns. The state advances only on ticks where the policy acted: a tick that
+sends the safe action (a rejected observation, an e-stop, a robot error, a non-finite model output) leaves it as
+it was, so a rejected observation never enters the state and NaN never reaches it; a non-finite next state counts
+as a non-finite model output (``Intervention.NONFINITE_ACTION``). Holding rather than stepping on a stand-in input
+(the last accepted observation, as the history repeats it) keeps the memory a summary of observations the policy
+actually acted on. History and recurrence combine: the memory then runs on the stacked input.
+
 Two kinds of problems, handled differently:
 
 - *Wiring bugs* (observation of the wrong size, unknown or missing dict key) raise ``ObservationError``:
@@ -38,7 +48,7 @@ import onnxruntime as ort
 
 from policies_export import integrity
 from policies_export.errors import ObservationError, PolicyFileError
-from policies_export.metadata import METADATA_KEY, History, PolicyMetadata
+from policies_export.metadata import METADATA_KEY, History, PolicyMetadata, Recurrence
 from policies_export.robot import Observation
 from policies_export.safety import FALLBACKS, Intervention, SafetyConfig, SafetyLayer
 
@@ -113,6 +123,16 @@ class Controller:
         self._input_buf = np.zeros((1, self.input_dim), dtype=np.float32) if self._stacked else self._obs_buf
         self._feed = {INPUT_NAME: self._input_buf}
         self._output_names = [OUTPUT_NAME]
+        self.recurrence: Recurrence | None = metadata.recurrence
+        """The recurrent state the graph carries (None: feed-forward)."""
+        self._recurrent = self.recurrence is not None
+        self._state: tuple[np.ndarray, ...] = ()
+        """This controller's state, one (layers, 1, hidden) float32 array per state input, the arrays the feed holds
+        (the model's last outputs, or zeros)."""
+        if self.recurrence is not None:
+            self._state = self.initial_state(1)
+            self._feed.update(zip(self.recurrence.inputs, self._state, strict=True))
+            self._output_names += list(self.recurrence.outputs)
         self._field_views: tuple[tuple[str, int, np.ndarray], ...] = tuple(
             (name, size, self._raw_buf[0, start : start + size])
             for name, size, start in _field_offsets(self.layout)
@@ -202,6 +222,9 @@ class Controller:
         instead repeats the last accepted observation (a bad value never reaches the policy's input) and its
         safe action is what enters the action history next tick, as it is what the robot received. The first
         accepted observation after ``load``/``reset`` fills the whole observation history.
+
+        A recurrent policy's state advances on the ticks where the policy's action is sent (the module docstring
+        says why it holds otherwise).
         """
         if isinstance(obs, Mapping):
             self._fill_from_dict(obs)
@@ -220,14 +243,18 @@ class Controller:
             self._advance_history(accepted=fault is None)
         if fault is not None:
             return self._sent(self.safety.fallback(*fault))
-        action = self._session.run(self._output_names, self._feed)[0][0]
-        return self._sent(self.safety.check_action(action))
+        outputs = self._session.run(self._output_names, self._feed)
+        if self._recurrent:
+            bad_state = self._advance_state(outputs)
+            if bad_state is not None:
+                return self._sent(self.safety.fallback(Intervention.NONFINITE_ACTION, bad_state))
+        return self._sent(self.safety.check_action(outputs[0][0]))
 
     def fallback(self, kind: Intervention, detail: str = "") -> np.ndarray:
         """A tick without a usable observation (e.g. the robot adapter raised): the safe action, counted.
 
         Returns (act_dim,) float32; ``controller.safety.events`` holds (kind, detail). With history, the tick
-        advances it as ``act`` does for a rejected observation.
+        advances it as ``act`` does for a rejected observation; a recurrent state holds.
         """
         self._ticks += 1
         self.safety.begin_tick()
@@ -246,7 +273,69 @@ class Controller:
         Returns: (B, act_dim) float32 within bounds. Rows with a non-finite or out-of-range value (each
         stacked observation against the training range, each stacked action against the bounds) or a
         non-finite model output get the neutral action and are counted; there is no rate limit or watchdog.
+        A recurrent policy needs its state with every row: ``act_batch_with_state``.
         """
+        if self._recurrent:
+            raise ObservationError(
+                f"act_batch is stateless, and this policy is recurrent ({self.metadata.recurrence_str()}): use act() "
+                "once per tick (one Controller per robot: it holds the state) or act_batch_with_state(obs, state)"
+            )
+        obs_arr = self._checked_batch(obs)
+        batch = np.asarray(obs_arr, dtype=np.float64)  # checked before the float32 cast, as in act()
+        self._ticks += batch.shape[0]
+        return self.safety.check_batch(
+            batch, lambda rows, _index: self._session.run(self._output_names, {INPUT_NAME: rows})[0]
+        )
+
+    def act_batch_with_state(
+        self, obs: np.ndarray, state: tuple[np.ndarray, ...]
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """A recurrent policy on many inputs with their states at once (vectorised evaluation, export's parity
+        check): the caller holds the states; this controller's own state, history and held action are untouched.
+
+        obs: (B, input_dim), as for ``act_batch``. state: one array per ``recurrence.inputs``, each
+        (layers, B, hidden) (``initial_state(B)`` for robots whose episode starts now: zeros).
+        Returns (actions (B, act_dim) float32, next state (fresh arrays)). Rows that the checks of ``act_batch``
+        reject, or whose model output (action or next state) is not finite, get the neutral action and keep
+        their state, as ``act`` does.
+        """
+        if not self._recurrent:
+            raise ObservationError("act_batch_with_state is for recurrent policies; this one is feed-forward: "
+                                   "use act_batch(obs)")
+        batch = np.asarray(self._checked_batch(obs), dtype=np.float64)
+        next_state = self._checked_state(state, batch.shape[0])
+        names = self.recurrence.inputs
+
+        def run(rows: np.ndarray, index: np.ndarray) -> np.ndarray:
+            feed = {INPUT_NAME: rows, **{n: s[:, index] for n, s in zip(names, next_state, strict=True)}}
+            action, *states = self._session.run(self._output_names, feed)
+            ok = np.isfinite(action).all(axis=1)
+            for out in states:
+                ok &= np.isfinite(out).all(axis=(0, 2))
+            action[~ok] = np.nan  # counted as a non-finite model output: the neutral action, the state kept
+            for buf, out in zip(next_state, states, strict=True):
+                buf[:, index[ok]] = out[:, ok]
+            return action
+
+        self._ticks += batch.shape[0]
+        return self.safety.check_batch(batch, run), next_state
+
+    def initial_state(self, batch: int = 1) -> tuple[np.ndarray, ...]:
+        """A recurrent policy's state at an episode's start for ``batch`` robots: zeros, one (layers, batch,
+        hidden) float32 array per ``recurrence.inputs``; () for a feed-forward policy."""
+        if self.recurrence is None:
+            return ()
+        rec = self.recurrence
+        return tuple(np.zeros((rec.layers, batch, rec.hidden_size), dtype=np.float32) for _ in rec.inputs)
+
+    @property
+    def state(self) -> tuple[np.ndarray, ...]:
+        """Copies of this controller's recurrent state, (layers, 1, hidden) each, as the next tick will feed it;
+        () for a feed-forward policy."""
+        return tuple(s.copy() for s in self._state)
+
+    def _checked_batch(self, obs: np.ndarray) -> np.ndarray:
+        """``obs`` as (B, input_dim) of a real dtype, or ObservationError naming the expected shape."""
         obs_arr = np.asarray(obs)
         _check_real_dtype(obs_arr)
         if obs_arr.ndim != 2 or obs_arr.shape[1] != self.input_dim:
@@ -260,11 +349,21 @@ class Controller:
                 f"act_batch obs has shape {obs_arr.shape}, policy expects (B, {self.obs_dim}) "
                 f"(layout: {self.metadata.layout_str()})"
             )
-        batch = np.asarray(obs_arr, dtype=np.float64)  # checked before the float32 cast, as in act()
-        self._ticks += batch.shape[0]
-        return self.safety.check_batch(
-            batch, lambda rows: self._session.run(self._output_names, {INPUT_NAME: rows})[0]
-        )
+        return obs_arr
+
+    def _checked_state(self, state: tuple[np.ndarray, ...], batch: int) -> tuple[np.ndarray, ...]:
+        """Float32 copies of a caller's recurrent state for ``batch`` rows, or ObservationError naming the shape."""
+        rec = self.recurrence
+        expected = (rec.layers, batch, rec.hidden_size)
+        arrays = tuple(np.asarray(s) for s in state)
+        if len(arrays) != len(rec.inputs) or any(a.shape != expected for a in arrays):
+            raise ObservationError(
+                f"state has shapes {[a.shape for a in arrays]}, policy expects {len(rec.inputs)} array(s) "
+                f"({', '.join(rec.inputs)}) of shape {expected}; start from initial_state({batch})"
+            )
+        for a in arrays:
+            _check_real_dtype(a, what="state")
+        return tuple(a.astype(np.float32, copy=True) for a in arrays)
 
     def warm_up(self, ticks: int = 2) -> None:
         """Run ``ticks`` dummy ticks on the last observation and discard them, to bring the tick's code and data
@@ -281,11 +380,13 @@ class Controller:
             self._shadow.act(self._raw_row)
 
     def reset(self) -> None:
-        """Start of an episode: the held action goes back to neutral, the watchdog starts over and the history
+        """Start of an episode: the held action goes back to neutral, the watchdog starts over, the history
         is cleared (the next accepted observation fills it, the action history restarts at the bounds'
-        midpoint), as training does at each episode's reset."""
+        midpoint) and a recurrent state goes back to zeros, as training does at each episode's reset."""
         self.safety.reset()
         self._history_started = False
+        for s in self._state:
+            s.fill(0.0)
 
     @property
     def last_input(self) -> np.ndarray:
@@ -300,7 +401,8 @@ class Controller:
     def stats(self) -> dict:
         """Counters since load (not cleared by ``reset``); a snapshot, safe to keep or log.
 
-        ``ticks``: actions produced (act/fallback calls + act_batch rows, excluding calls that raised).
+        ``ticks``: actions produced (act/fallback calls + act_batch / act_batch_with_state rows, excluding calls that
+        raised).
         ``interventions``: count per ``Intervention`` kind (safety.py), e.g. ``{"nonfinite_obs": 2, ...}``.
         ``fallbacks``: ticks that sent the safe action instead of the policy's (sum over those kinds).
         ``consecutive_fallbacks``: safe actions since the last policy action, for a watchdog that stops
@@ -321,6 +423,19 @@ class Controller:
         if self._stacked:
             np.copyto(self._last_sent, action)
         return action
+
+    def _advance_state(self, outputs: list[np.ndarray]) -> str | None:
+        """After the model ran: keep its next state (``outputs[1:]``) when it and the action are finite. Returns
+        what was wrong with a non-finite next state, else None (a non-finite action is check_action's to handle:
+        the state then holds too)."""
+        for name, out in zip(self.recurrence.outputs, outputs[1:], strict=True):
+            if not np.isfinite(out).all():
+                return f"model output '{name}' (the next recurrent state) is not finite; the state holds"
+        if np.isfinite(outputs[0]).all():
+            # onnxruntime returns fresh arrays: feed them back as they are, no copy.
+            self._state = tuple(outputs[1:])
+            self._feed.update(zip(self.recurrence.inputs, self._state, strict=True))
+        return None
 
     def _advance_history(self, accepted: bool) -> None:
         """One tick of the history: shift in last tick's action and, if ``accepted``, this tick's observation
@@ -384,24 +499,30 @@ class Controller:
 def _check_graph_signature(session: ort.InferenceSession, metadata: PolicyMetadata, path: Path) -> None:
     """The graph must take ``obs`` float32 [batch, obs_dim] and give ``action`` float32 [batch, act_dim],
     with the sizes the metadata promises and a dynamic batch dimension."""
-    inputs = session.get_inputs()
-    if [i.name for i in inputs] != [INPUT_NAME]:
+    rec = metadata.recurrence
+    state_in, state_out = (rec.inputs, rec.outputs) if rec is not None else ((), ())
+    inputs = {i.name: i for i in session.get_inputs()}
+    if sorted(inputs) != sorted([INPUT_NAME, *state_in]):
+        expected = f"'{INPUT_NAME}' and the state inputs {list(state_in)} of its metadata's recurrence" if rec else (
+            f"exactly one input named '{INPUT_NAME}' (a recurrent graph's metadata names its state inputs)")
         raise PolicyFileError(
-            f"{path}: graph inputs are {[i.name for i in inputs]}, robopg policies have exactly one input "
-            f"named '{INPUT_NAME}'; {_REEXPORT_FIX}"
+            f"{path}: graph inputs are {list(inputs)}, robopg policies have {expected}; {_REEXPORT_FIX}"
         )
     outputs = {o.name: o for o in session.get_outputs()}
-    if OUTPUT_NAME not in outputs:
+    missing = [name for name in (OUTPUT_NAME, *state_out) if name not in outputs]
+    if missing:
         raise PolicyFileError(
             f"{path}: graph outputs are {list(outputs)}, robopg policies have an output named "
-            f"'{OUTPUT_NAME}'; {_REEXPORT_FIX}"
+            f"'{OUTPUT_NAME}'" + (f" and the state outputs {list(state_out)}" if rec else "") + f"; {_REEXPORT_FIX}"
         )
+    for name in (*state_in, *state_out):
+        _check_state_signature(inputs[name] if name in inputs else outputs[name], rec, path)
     if metadata.history.stacked:
         input_field = f"an input of {metadata.input_dim} values (history: {metadata.history_str()})"
     else:
         input_field = f"obs_dim {metadata.obs_dim} (layout: {metadata.layout_str()})"
     for arg, expected_dim, meta_field in (
-        (inputs[0], metadata.input_dim, input_field),
+        (inputs[INPUT_NAME], metadata.input_dim, input_field),
         (outputs[OUTPUT_NAME], metadata.act_dim, f"act_dim {metadata.act_dim} (len(action_low))"),
     ):
         if arg.type != "tensor(float)":
@@ -421,6 +542,17 @@ def _check_graph_signature(session: ort.InferenceSession, metadata: PolicyMetada
             )
 
 
+def _check_state_signature(arg: ort.NodeArg, rec: Recurrence, path: Path) -> None:
+    """A state input or output must be float32 [layers, batch, hidden_size] with a dynamic batch dimension."""
+    shape = arg.shape
+    if arg.type != "tensor(float)" or len(shape) != 3 or (shape[0], shape[2]) != (rec.layers, rec.hidden_size) or (
+            isinstance(shape[1], int)):
+        raise PolicyFileError(
+            f"{path}: graph '{arg.name}' is {arg.type} {shape}, but the metadata's recurrence says float "
+            f"[{rec.layers}, batch, {rec.hidden_size}] ({rec.kind}); graph and metadata disagree, {_REEXPORT_FIX}"
+        )
+
+
 def _check_action_bounds(session: ort.InferenceSession, metadata: PolicyMetadata, path: Path) -> bool:
     """Run the graph with its ``action_probe`` at +-1e20, which saturates the clip inside the graph, and compare
     the actions it then gives with the metadata's bounds: they are the graph's own action range. Returns False
@@ -432,12 +564,15 @@ def _check_action_bounds(session: ort.InferenceSession, metadata: PolicyMetadata
     """
     if ACTION_PROBE not in {init.name for init in session.get_overridable_initializers()}:
         return False
-    obs = np.zeros((1, metadata.input_dim), dtype=np.float32)
+    feed = {INPUT_NAME: np.zeros((1, metadata.input_dim), dtype=np.float32)}
+    rec = metadata.recurrence
+    if rec is not None:  # the probe drives the clip whatever the state: zeros, an episode's first tick
+        feed.update({name: np.zeros((rec.layers, 1, rec.hidden_size), np.float32) for name in rec.inputs})
     graph_range = []
     for value in (-_PROBE_VALUE, _PROBE_VALUE):
         probe = np.full(metadata.act_dim, value, dtype=np.float32)
         try:
-            graph_range.append(session.run([OUTPUT_NAME], {INPUT_NAME: obs, ACTION_PROBE: probe})[0][0])
+            graph_range.append(session.run([OUTPUT_NAME], {**feed, ACTION_PROBE: probe})[0][0])
         except Exception as err:  # onnxruntime's pybind errors: the probe has a shape the metadata does not
             raise PolicyFileError(
                 f"{path}: graph's '{ACTION_PROBE}' does not take {metadata.act_dim} values ({err}); {_REEXPORT_FIX}"

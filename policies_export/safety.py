@@ -14,7 +14,8 @@ Observation side, before the model runs; the first check that fires replaces the
 
 Action side, after the model runs:
 
-    6. NaN / inf in the model output                        -> Intervention.NONFINITE_ACTION (safe action)
+    6. NaN / inf in the model output (the action, or a
+       recurrent policy's next state)                       -> Intervention.NONFINITE_ACTION (safe action)
     7. outside the action bounds                            -> Intervention.ACTION_CLIPPED (clipped)
     8. moved more than max_action_change since last tick    -> Intervention.RATE_LIMITED (limited)
 
@@ -298,12 +299,13 @@ class SafetyLayer:
 
     # ------------------------------------------------------------------ batch (stateless checks 4-7)
 
-    def check_batch(self, obs: np.ndarray, run: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    def check_batch(self, obs: np.ndarray, run: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
         """Checks 4-7 row by row, for vectorised evaluation; no held action, no rate limit, no watchdog.
 
         obs: (B, input_dim) float64, the graph's inputs (obs_dim without history) before the float32 cast; run:
-        the model, (b, input_dim) float32 -> (b, act_dim). Returns (B, act_dim) float32; rows that fail get the
-        neutral action. Near misses are counted per row.
+        the model on the accepted rows, (their inputs (b, input_dim) float32, their indices in obs (b,)) ->
+        (b, act_dim) (a recurrent policy takes those rows' states by the indices). Returns (B, act_dim) float32;
+        rows that fail get the neutral action. Near misses are counted per row.
         """
         actions = np.empty((obs.shape[0], self.action_low.shape[0]), dtype=np.float32)
         actions[:] = self.neutral_action
@@ -316,7 +318,7 @@ class SafetyLayer:
         rows = np.flatnonzero(~bad_obs)
         if rows.size == 0:
             return actions
-        out = run(obs[rows].astype(np.float32))  # accepted rows lie within the float32 range
+        out = run(obs[rows].astype(np.float32), rows)  # accepted rows lie within the float32 range
         finite = np.isfinite(out).all(axis=1)
         self.counts[Intervention.NONFINITE_ACTION] += int((~finite).sum())
         clipped = np.clip(out[finite], self.action_low, self.action_high)

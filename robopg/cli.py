@@ -141,7 +141,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     report = export_policy(args.run_dir, args.out, num_observations=args.observations, obs_tolerance=args.obs_tolerance)
     print(
         f"wrote {report.path}: parity max |torch - onnxruntime| = {report.parity_max_abs_diff:.2e} "
-        f"on {report.num_observations} recorded observations; {report.metadata.task}, "
+        f"on {report.parity_on}; {report.metadata.task}, "
         f"{report.metadata.training_steps} training steps"
     )
     from robopg.tracking import attach_policy

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from robopg.modules.actor_critic import GaussianActorCritic
+from robopg.sequences import RecurrentActing
 from robopg.storage import RolloutStorage
 
 
@@ -95,6 +96,28 @@ class EpisodeEndListener(Protocol):
     def episode_ended(self, env: Any, index: int, success: float | None) -> None: ...
 
 
+class StatelessActing:
+    """A feed-forward policy in the rollout loop: nothing is carried between steps (``RecurrentActing``,
+    robopg/sequences.py, is the recurrent policy's counterpart). ``act`` is the policy's own method, so the
+    feed-forward loop makes no extra call per step."""
+
+    def __init__(self, policy: GaussianActorCritic) -> None:
+        self.act = policy.act
+        self._policy = policy
+
+    def reset(self) -> None:
+        pass
+
+    def begin(self, storage: RolloutStorage) -> None:
+        pass
+
+    def value(self, critic_obs: torch.Tensor, env_ids: np.ndarray | None = None) -> torch.Tensor:
+        return self._policy.value(critic_obs)
+
+    def episodes_ended(self, env_ids: np.ndarray) -> None:
+        pass
+
+
 class Collector:
     """Steps ``env`` (a vector env from ``robopg.environment``) with ``policy`` into ``storage``.
 
@@ -115,8 +138,10 @@ class Collector:
         self.obs: np.ndarray | None = None
         self.critic_obs: np.ndarray | None = None
         self._next_is_start = torch.ones(storage.num_envs, dtype=torch.bool)
+        self.acting = RecurrentActing(policy, storage.num_envs) if policy.recurrent else StatelessActing(policy)
 
     def reset(self, seed: int) -> None:
+        self.acting.reset()
         self.obs, infos = self.env.reset(seed=seed)
         self.critic_obs = privileged_inputs(infos) if self.policy.asymmetric else None
         self.stats.add_randomization(infos)
@@ -127,16 +152,17 @@ class Collector:
         """Fill the storage with T steps and close it with V(next observation); returns the steps taken."""
         if self.obs is None:
             raise RuntimeError("Collector.reset(seed) must be called before collect()")
-        storage, policy, stats = self.storage, self.policy, self.stats
+        storage, policy, stats, acting = self.storage, self.policy, self.stats, self.acting
         asymmetric = policy.asymmetric
         storage.reset()
         storage.log_std.copy_(policy.log_std.detach())
         storage.first_is_start = self._next_is_start.clone()
+        acting.begin(storage)
         obs, critic_obs = self.obs, self.critic_obs
         for _ in range(storage.num_steps):
             obs_t = torch.from_numpy(obs)
             critic_t = torch.from_numpy(critic_obs) if asymmetric else None
-            actions, log_probs, values, means = policy.act(obs_t, critic_t, self.generator)
+            actions, log_probs, values, means = acting.act(obs_t, critic_t, self.generator)
             next_obs, rewards, terminated, truncated, infos = self.env.step(policy.to_env_action(actions).numpy())
             storage.add(obs_t, actions, log_probs, values, means, torch.from_numpy(np.asarray(rewards)).float(),
                         torch.from_numpy(terminated), torch.from_numpy(truncated), critic_t)
@@ -149,13 +175,14 @@ class Collector:
                                                for k in ("clean_obs", "privileged_params")})
                 else:
                     final = np.stack(infos["final_obs"][timeouts]).astype(np.float32)
-                storage.set_bootstrap(torch.from_numpy(timeouts), policy.value(torch.from_numpy(final)))
+                storage.set_bootstrap(torch.from_numpy(timeouts), acting.value(torch.from_numpy(final), timeouts))
             stats.returns += rewards
             stats.lengths += 1
             if "reward_terms" in infos:
                 stats.add_terms(infos["reward_terms"])
             if done.size:
                 stats.add_randomization(infos)
+                acting.episodes_ended(done)
             for i in done:
                 success = None
                 if self.success_key is not None:
@@ -165,7 +192,7 @@ class Collector:
                     listener.episode_ended(self.env, int(i), success)
             obs = next_obs
             critic_obs = privileged_inputs(infos) if asymmetric else None
-        storage.finish(policy.value(torch.from_numpy(critic_obs if asymmetric else obs)))
+        storage.finish(acting.value(torch.from_numpy(critic_obs if asymmetric else obs)))
         self._next_is_start = storage.dones[-1].bool()
         self.obs, self.critic_obs = obs, critic_obs
         return storage.num_steps * storage.num_envs

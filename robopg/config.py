@@ -40,6 +40,14 @@ class Activation(StrEnum):
     RELU = "relu"
 
 
+class Recurrent(StrEnum):
+    """``--recurrent``: the actor's memory (robopg/modules/recurrent.py)."""
+
+    NONE = "none"  # feed-forward: an MLP on the current policy input
+    LSTM = "lstm"
+    GRU = "gru"
+
+
 class LRSchedule(StrEnum):
     CONSTANT = "constant"
     LINEAR = "linear"
@@ -219,10 +227,24 @@ class PolicyConfig:
         False, "The critic sees privileged inputs (noiseless state and the true randomised parameters); only the "
         "actor is exported. Needs a MuJoCo task from envs (the privileged infos) and separate networks."
     )
+    recurrent: Recurrent = option(
+        Recurrent.NONE, "none (MLP actor), lstm or gru: the actor is an LSTM/GRU on the policy input with an MLP head "
+        "of hidden_sizes, trained on whole env sequences; the critic has its own LSTM/GRU, or with asymmetric_critic "
+        "is an MLP on the privileged inputs. The exported file takes and returns the actor's state."
+    )
+    rnn_hidden_size: int = option(128, "Recurrent policy: units of each LSTM/GRU layer (actor and recurrent critic).")
+    rnn_layers: int = option(1, "Recurrent policy: stacked LSTM/GRU layers.")
 
     def __post_init__(self) -> None:
         _check(not (self.asymmetric_critic and self.shared_trunk),
                "asymmetric_critic needs separate actor and critic networks; drop --shared-trunk")
+        object.__setattr__(self, "recurrent", Recurrent(self.recurrent))
+        _check(not (self.recurrent is not Recurrent.NONE and self.shared_trunk),
+               "a recurrent policy gives actor and critic a memory each (the value loss must not shape the actor's); "
+               "drop --shared-trunk")
+        _check(self.rnn_hidden_size >= 1, f"rnn_hidden_size must be >= 1, got {self.rnn_hidden_size}; "
+               "pass --rnn-hidden-size 128, say")
+        _check(self.rnn_layers >= 1, f"rnn_layers must be >= 1, got {self.rnn_layers}; pass --rnn-layers 1")
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
         object.__setattr__(self, "activation", Activation(self.activation))
         _check(
@@ -514,6 +536,16 @@ class TrainConfig:
                 f"a3c splits num_envs={self.env.num_envs} among workers={workers}; "
                 f"pass a num_envs that is a multiple of {workers}",
             )
+        if self.policy.recurrent is not Recurrent.NONE:
+            self._check_sequence_minibatches()
+
+    def _check_sequence_minibatches(self) -> None:
+        """A recurrent policy trains on whole env sequences, so a minibatch holds at least one environment."""
+        algo = self.algorithm
+        if isinstance(algo, MinibatchFields):
+            _check(algo.minibatches <= self.env.num_envs,
+                   f"a recurrent policy's minibatches are whole env sequences: {algo.minibatches} minibatches from "
+                   f"{self.env.num_envs} envs. Fix: pass --minibatches {self.env.num_envs} or less (or more --num-envs)")
 
     @property
     def algorithm(self) -> OnPolicyConfig:

@@ -1,7 +1,8 @@
 """Export a trained run to one self-describing ONNX file, and refuse to write one that disagrees with torch.
 
 The graph maps raw observations to robot actions: normaliser -> actor MLP mean (+ ``action_probe``, zeros) -> clip
-to [-1, 1] -> affine map onto the action bounds. Its ``metadata_props["robopg"]`` is the JSON of
+to [-1, 1] -> affine map onto the action bounds; a recurrent policy's also takes and returns its state
+(robopg/recurrent_export.py), and its parity is measured on recorded sequences across episode boundaries. Its ``metadata_props["robopg"]`` is the JSON of
 ``policies_export.PolicyMetadata``, with the file's sha256 digest (policies_export/integrity.py). The probe is an
 overridable initializer: ``Controller.load`` feeds it +-1e20 to run the clip and compare the graph's action range
 with the metadata's bounds.
@@ -14,6 +15,7 @@ import datetime as dt
 import io
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +42,13 @@ from robopg.checkpoint import (
 from robopg.config import EnvConfig, TrainConfig
 from robopg.environment import make_training_env
 from robopg.facts import TaskFacts, active_parameters
-from robopg.modules import GaussianActorCritic, build_policy
+from robopg.modules import GaussianActorCritic, RecurrentActorCritic, build_policy
+from robopg.recurrent_export import (
+    record_sequences,
+    recurrence_of,
+    recurrent_onnx_bytes,
+    sequence_max_abs_diff,
+)
 
 PARITY_TOLERANCE = 1e-5
 OPSET = 17
@@ -70,6 +78,9 @@ class ExportReport:
     parity_max_abs_diff: float
     num_observations: int
     metadata: PolicyMetadata
+    parity_on: str
+    """What the parity was measured on, e.g. "1024 recorded observations" or, for a recurrent policy, "a recorded
+    sequence of 512 steps x 4 envs spanning at least 10 episode boundaries each"."""
 
 
 def find_checkpoint(run_dir: Path) -> RunCheckpoint:
@@ -132,6 +143,9 @@ def observation_range(
 
 
 def to_onnx_bytes(policy: GaussianActorCritic) -> bytes:
+    """The deployed graph; a recurrent policy's takes and returns its state (robopg/recurrent_export.py)."""
+    if isinstance(policy, RecurrentActorCritic):
+        return recurrent_onnx_bytes(policy, OPSET)
     module = DeployedPolicy(policy).eval()
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -187,6 +201,7 @@ def policy_metadata(policy: GaussianActorCritic, state: dict, obs_tolerance: flo
         observation_high=obs_range[1] if obs_range else None,
         observation_tolerance=obs_tolerance if obs_range else None,
         history=history,
+        recurrence=recurrence_of(policy) if isinstance(policy, RecurrentActorCritic) else None,
         sha256=integrity.PLACEHOLDER,
     )
 
@@ -217,7 +232,7 @@ def export_policy(
     run_dir, out = Path(run_dir), Path(out)
     policy, state = load_trained_policy(run_dir)
     cfg = TrainConfig.from_dict(state["config"])
-    observations = record_observations(policy, cfg.env, num_observations, seed=seeds.export_recording_seed(cfg.run.seed))
+    gate = parity_gate(policy, cfg, num_observations)
     model = onnx.load_from_string(to_onnx_bytes(policy))
     add_probe_input(model)
     metadata = policy_metadata(policy, state, obs_tolerance)
@@ -227,15 +242,37 @@ def export_policy(
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "probe.onnx"
         write_policy_file(model, probe, metadata)
-        parity = max_abs_diff(probe, policy, observations)
+        parity = gate.measure(probe)
     if not parity <= tolerance:
         raise ExportError(
-            f"onnxruntime output differs from torch by {parity:.3g} (> {tolerance:g}) on {len(observations)} "
-            f"recorded observations; no file written. Check for unsupported ops or extreme normaliser statistics."
+            f"onnxruntime output differs from torch by {parity:.3g} (> {tolerance:g}) on {gate.description}; "
+            "no file written. Check for unsupported ops or extreme normaliser statistics."
         )
     metadata = write_policy_file(model, out, dataclasses.replace(metadata, parity_max_abs_diff=parity))
-    recheck = max_abs_diff(out, policy, observations)
+    recheck = gate.measure(out)
     if recheck != parity:
         out.unlink(missing_ok=True)
         raise ExportError(f"parity changed from {parity:.3g} to {recheck:.3g} after writing metadata; file removed")
-    return ExportReport(out, parity, len(observations), metadata)
+    return ExportReport(out, parity, gate.samples, metadata, gate.description)
+
+
+@dataclass(frozen=True)
+class ParityGate:
+    """What export compares torch and onnxruntime on: ``measure(path)`` is the largest action difference."""
+
+    measure: Callable[[Path], float]
+    samples: int
+    description: str
+
+
+def parity_gate(policy: GaussianActorCritic, cfg: TrainConfig, num_observations: int) -> ParityGate:
+    """Observations recorded in the training env; for a recurrent policy whole sequences across episode
+    boundaries, stepped with the state (robopg/recurrent_export.py)."""
+    seed = seeds.export_recording_seed(cfg.run.seed)
+    if isinstance(policy, RecurrentActorCritic):
+        recorded = record_sequences(policy, cfg.env, seed=seed)
+        return ParityGate(lambda path: sequence_max_abs_diff(path, policy, recorded), recorded.samples,
+                          recorded.describe())
+    observations = record_observations(policy, cfg.env, num_observations, seed=seed)
+    return ParityGate(lambda path: max_abs_diff(path, policy, observations), len(observations),
+                      f"{len(observations)} recorded observations")

@@ -11,9 +11,30 @@ import torch
 from robopg.advantages import gae, normalized
 
 
+@dataclass(frozen=True)
+class Sequences:
+    """How the B = T * n samples of a batch form n env sequences of T steps (time-major: sample t * n + j is env
+    j at step t), for a recurrent policy, which runs its memory along them (robopg/sequences.py builds them)."""
+
+    starts: torch.Tensor  # (T, n) bool: step t begins an episode, so the state is zeroed before it
+    initial_state: tuple[torch.Tensor, ...]  # each (layers, n, hidden): the policy's state at step 0
+
+    @property
+    def steps(self) -> int:
+        return self.starts.shape[0]
+
+    @property
+    def envs(self) -> int:
+        return self.starts.shape[1]
+
+    def select(self, envs: torch.Tensor) -> Sequences:
+        """The sequences of the envs with these indices (n',): starts (T, n'), initial state (layers, n', hidden)."""
+        return Sequences(self.starts[:, envs], tuple(s[:, envs] for s in self.initial_state))
+
+
 @dataclass
 class Batch:
-    """A flat minibatch of B samples drawn from the rollout."""
+    """A flat minibatch of B samples drawn from the rollout (for a recurrent policy: whole env sequences)."""
 
     obs: torch.Tensor  # (B, obs_dim) raw observations
     critic_obs: torch.Tensor  # (B, critic_obs_dim) the critic's input: obs itself, or privileged inputs
@@ -24,6 +45,7 @@ class Batch:
     values: torch.Tensor  # (B,) V_old(x)
     advantages: torch.Tensor  # (B,), normalised over the batch where the algorithm asks for it
     returns: torch.Tensor  # (B,) critic targets
+    memory: Sequences | None = None  # recurrent policies: the sequences the samples form; None: independent samples
 
 
 class RolloutStorage:
@@ -120,8 +142,8 @@ class RolloutStorage:
         minibatch when asked)."""
         full = self.full_batch()
         for idx in shuffled_chunks(full.obs.shape[0], num_minibatches, generator):
-            batch = Batch(log_std=self.log_std, **{k: getattr(full, k)[idx] for k in _PER_SAMPLE})
-            yield _normalized(batch) if normalize_advantages else batch
+            batch = Batch(log_std=self.log_std, **{k: getattr(full, k)[idx] for k in PER_SAMPLE_FIELDS})
+            yield normalized_batch(batch) if normalize_advantages else batch
 
     def full_batch(self, normalize_advantages: bool = False) -> Batch:
         """All T * N samples as one flat batch (time-major: sample t * N + n), advantages normalised over it
@@ -138,15 +160,16 @@ class RolloutStorage:
             advantages=self.advantages.reshape(total),
             returns=self.returns.reshape(total),
         )
-        return _normalized(batch) if normalize_advantages else batch
+        return normalized_batch(batch) if normalize_advantages else batch
 
 
-def _normalized(batch: Batch) -> Batch:
+def normalized_batch(batch: Batch) -> Batch:
     """The batch with its advantages normalised (advantages.normalized), the algorithms' normalize_advantages."""
     return dataclasses.replace(batch, advantages=normalized(batch.advantages))
 
 
-_PER_SAMPLE = ("obs", "critic_obs", "actions", "log_probs", "means", "values", "advantages", "returns")
+PER_SAMPLE_FIELDS = ("obs", "critic_obs", "actions", "log_probs", "means", "values", "advantages", "returns")
+"""The Batch fields with one value per sample (the storage holds each as (T, N, ...))."""
 
 
 def shuffled_chunks(total: int, num_chunks: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:

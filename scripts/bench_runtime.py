@@ -2,6 +2,11 @@
 
     python scripts/bench_runtime.py            # trains a quick FetchReachDense-v4 policy first (~20 s)
     python scripts/bench_runtime.py --run-dir RUN --policy POLICY.onnx --paced-duration 10 --skip-footprint
+    python scripts/bench_runtime.py --recurrent lstm --skip-footprint   # an LSTM-128 policy (state in and out)
+
+A recurrent policy's tick feeds its state with the observation and keeps the next state (the controller inside
+``act``; the onnxruntime-only and torch contenders the same way by hand), so the figures are per tick of a running
+episode.
 
 Back to back: one tick, batch 1, numpy observation in -> numpy action out:
 - controller: ``Controller.act(obs, stamp=..., read_s=...)``: observation checks, onnxruntime inference and
@@ -51,6 +56,7 @@ from policies_export.loop import LoopConfig, PreciseTiming, run_loop
 from policies_export.telemetry import Telemetry
 from robopg.config import EnvConfig
 from robopg.export import export_policy, load_trained_policy, record_observations
+from robopg.recurrent_export import record_sequences
 from robopg.sim_robot import SimRobot
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -84,16 +90,24 @@ def bench_latency(policy_path: Path, run_dir: Path, ticks: int, block: int = 100
     policy, state = load_trained_policy(run_dir)
     controller = Controller.load(policy_path)
     task = controller.metadata.task
-    # record_observations interleaves its 8 envs row by row; regroup them into 8 trajectories, so consecutive
-    # ticks see consecutive observations of one episode, as on the robot.
-    recorded = record_observations(policy, EnvConfig(task=task, randomization="none"), 2048, seed=7)
-    observations = (
-        recorded.reshape(-1, 8, recorded.shape[1]).transpose(1, 0, 2).reshape(-1, recorded.shape[1])
-    )
+    # 8 envs recorded side by side (a recurrent policy stepping its state); regroup them into 8 trajectories, so
+    # consecutive ticks see consecutive observations of one episode, as on the robot.
+    env_cfg = EnvConfig(task=task, randomization="none")
+    if controller.recurrence is None:
+        recorded = record_observations(policy, env_cfg, 2048, seed=7).reshape(-1, 8, controller.input_dim)
+    else:
+        recorded = record_sequences(policy, env_cfg, seed=7, num_envs=8, min_steps=256, min_boundaries=1).inputs
+    observations = recorded.transpose(1, 0, 2).reshape(-1, recorded.shape[2])
     dt = 1.0 / controller.metadata.control_rate_hz
     session = controller._session  # the same session, without the checks around it
     buf = np.empty((1, controller.obs_dim), np.float32)
     feed = {"obs": buf}
+    # A recurrent policy's tick also feeds its state and keeps the next one (the controller does it inside act).
+    rec = controller.recurrence
+    state_in, state_out = (rec.inputs, rec.outputs) if rec is not None else ((), ())
+    feed.update(zip(state_in, controller.initial_state(1), strict=True))
+    output_names = ["action", *state_out]
+    torch_state = [policy.actor.memory.zero_state(1) if rec is not None else ()]
 
     stamp = [
         0.0
@@ -105,11 +119,16 @@ def bench_latency(policy_path: Path, run_dir: Path, ticks: int, block: int = 100
 
     def ort_tick(i: int, obs: np.ndarray) -> np.ndarray:
         buf[0] = obs
-        return session.run(["action"], feed)[0][0]
+        out = session.run(output_names, feed)
+        feed.update(zip(state_in, out[1:], strict=True))
+        return out[0][0]
 
     @torch.no_grad()
     def torch_tick(i: int, obs: np.ndarray) -> np.ndarray:
-        return policy.deterministic_action(torch.from_numpy(obs)[None])[0].numpy()
+        if rec is None:
+            return policy.deterministic_action(torch.from_numpy(obs)[None])[0].numpy()
+        action, torch_state[0] = policy.deterministic_step(torch.from_numpy(obs)[None], torch_state[0])
+        return action[0].numpy()
 
     runners = {"controller": controller_tick, "onnxruntime_only": ort_tick, "torch_eager": torch_tick}
     samples: dict[str, list[int]] = {name: [] for name in runners}
@@ -129,16 +148,19 @@ def bench_latency(policy_path: Path, run_dir: Path, ticks: int, block: int = 100
                 out.append(clock() - t0)
         done += block
 
-    # Same answers (the controller's safety layer may rate-limit, so compare the raw inference paths).
+    # Same answers (the controller's safety layer may rate-limit, so compare the raw inference paths), from a
+    # fresh state for a recurrent policy: 256 consecutive ticks of one trajectory.
     check = observations[:256]
-    with torch.no_grad():
-        expected = policy.deterministic_action(torch.from_numpy(check)).numpy()
+    feed.update(zip(state_in, controller.initial_state(1), strict=True))
+    torch_state[0] = policy.actor.memory.zero_state(1) if rec is not None else ()
+    expected = np.stack([torch_tick(0, o) for o in check])
     got = np.stack([ort_tick(0, o).copy() for o in check])
     stats = controller.stats
     return {
         "task": task,
         "policy": str(policy_path),
         "hidden_sizes": list(state["config"]["policy"]["hidden_sizes"]),
+        "recurrence": None if rec is None else rec.to_dict(),
         "obs_dim": controller.obs_dim,
         "act_dim": controller.act_dim,
         "ticks_each": len(samples["controller"]),
@@ -194,8 +216,12 @@ def bench_paced(
 
 
 def readme_tables(latency: dict, rows: list[dict], load: tuple[float, float]) -> str:
-    """The README's block: back-to-back latencies, the paced table, the machine's load."""
-    lines = ["| back to back, per tick, numpy in -> numpy out | p50 | p99 | max |", "|---|---|---|---|"]
+    """The README's block: the policy, back-to-back latencies, the paced table, the machine's load."""
+    rec = latency["recurrence"]
+    memory = "feed-forward" if rec is None else f"{rec['kind'].upper()} {rec['layers']} x {rec['hidden_size']}"
+    lines = [f"Policy: {latency['task']}, {memory}, MLP {' x '.join(map(str, latency['hidden_sizes']))}, "
+             f"obs {latency['obs_dim']}, actions {latency['act_dim']}.", "",
+             "| back to back, per tick, numpy in -> numpy out | p50 | p99 | max |", "|---|---|---|---|"]
     for key, name in (
         ("controller", "`Controller.act` (checks + onnxruntime + safety layer)"),
         ("onnxruntime_only", "onnxruntime `session.run` alone"),
@@ -222,9 +248,9 @@ def readme_tables(latency: dict, rows: list[dict], load: tuple[float, float]) ->
     return "\n".join(lines)
 
 
-def write_readme_table(table: str) -> None:
+def write_readme_table(table: str, markers: tuple[str, str] = README_MARKERS) -> None:
     text = README.read_text()
-    start, end = README_MARKERS
+    start, end = markers
     if start not in text or end not in text:
         raise SystemExit(f"{README} lacks the markers {start} ... {end}; add them where the paced table goes")
     head, rest = text.split(start, 1)
@@ -321,7 +347,10 @@ def main() -> None:
         default=Path(tempfile.gettempdir()) / "robopg_runtime_venv",
         help="throw-away venv for the footprint (replaced)",
     )
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "bench_runtime.json")
+    parser.add_argument("--recurrent", choices=["lstm", "gru"],
+                        help="train the quick policy with --recurrent KIND --rnn-hidden-size 128 instead (writes "
+                        "docs/bench_runtime_KIND.json and README.md's bench_runtime_KIND tables)")
+    parser.add_argument("--out", type=Path, help="default: docs/bench_runtime.json (docs/bench_runtime_KIND.json)")
     parser.add_argument("--rates", type=float, nargs="+", help="paced rates in Hz (default: the file's, 100, 500)")
     parser.add_argument("--paced-duration", type=float, default=60.0,
                         help="seconds per rate and timing, split over --paced-rounds (default: %(default)s)")
@@ -334,13 +363,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.ticks < 10_000:
         parser.error("--ticks must be >= 10,000 for a meaningful p99")
+    suffix = f"_{args.recurrent}" if args.recurrent else ""
+    args.out = args.out or REPO_ROOT / "docs" / f"bench_runtime{suffix}.json"
+    markers = (f"<!-- bench_runtime{suffix} -->", f"<!-- /bench_runtime{suffix} -->")
+    recurrent_flags = ["--recurrent", args.recurrent, "--rnn-hidden-size", "128"] if args.recurrent else []
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir, policy = args.run_dir, args.policy
         if run_dir is None:
             run_dir = Path(tmp) / "run"
             print(
-                f"training: robopg train --task FetchReachDense-v4 --total-steps 20000 --out {run_dir}",
+                f"training: robopg train --task FetchReachDense-v4 --total-steps 20000 {' '.join(recurrent_flags)} "
+                f"--out {run_dir}",
                 flush=True,
             )
             subprocess.run(
@@ -356,6 +390,7 @@ def main() -> None:
                     "--out",
                     str(run_dir),
                     "--no-progress",
+                    *recurrent_flags,
                 ],
                 check=True,
             )
@@ -403,7 +438,7 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     table = readme_tables(latency, paced, load)
     if not args.no_readme:
-        write_readme_table(table)
+        write_readme_table(table, markers)
     print(table)
     tor, ort_only = latency["torch_eager"], latency["onnxruntime_only"]
     print(

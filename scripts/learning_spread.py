@@ -10,7 +10,8 @@ has it, with OPENBLAS_CORETYPE unset (OpenBLAS picks its kernels from the CPU), 
     env -u OPENBLAS_CORETYPE taskset -c 0 python scripts/learning_spread.py --seeds 0 1 2 3 4 --out /tmp/spread_core0.json
 
 Each case is run through the same helper its test uses (tests/robopg/algos/test_algorithms_learn.py,
-tests/robopg/test_learning.py); the test's own seeds are among the seeds here.
+tests/robopg/test_learning.py, tests/robopg/test_recurrent_learning.py); the test's own seeds are among the seeds
+here.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def cases() -> dict:
     """name -> callable(tmp_dir, seed) -> the number the test judges."""
     algos = _load("tests/robopg/algos/test_algorithms_learn.py")
     reach = _load("tests/robopg/test_learning.py")
+    recurrent = _load("tests/robopg/test_recurrent_learning.py")
     out = {}
     for case in algos.CASES:
         algo, steps, section = case[0], case[1], case[2]
@@ -45,6 +47,7 @@ def cases() -> dict:
                      algos.train_and_deploy(Path(tmp), a, n, s, seed=seed).mean_return)
     out["a3c"] = lambda tmp, seed: algos.train_and_deploy(Path(tmp), "a3c", *algos.A3C_CASE, seed=seed).mean_return
     out["ppo-fetch-reach"] = lambda tmp, seed: reach.trained_success(Path(tmp), seed)
+    out["lstm-fetch-reach"] = lambda tmp, seed: recurrent.trained_success(Path(tmp), seed)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Sim-to-real transfer report: train four variants per task, deploy each exported file into reality profiles.
+"""Sim-to-real transfer report: train five variants per task, deploy each exported file into reality profiles.
 
 For each task (FetchPush-v4, FetchPickAndPlace-v4, and FetchReach-v4 as the control task PPO solves within
 this machine's budget) this trains, through the `robopg` CLI:
@@ -7,6 +7,8 @@ this machine's budget) this trains, through the `robopg` CLI:
     (b) random      randomisation over envs/specs/sim2real.toml
     (c) random+asym randomisation + asymmetric critic (privileged inputs for the critic only)
     (d) adr         automatic domain randomisation with sim2real.toml's ranges as the limits
+    (e) lstm        randomisation + an LSTM actor (--recurrent lstm; its critic has its own LSTM), memory being how
+                    a policy infers the robot it is on (Peng et al. 2018)
 
 then exports each run to ONNX and evaluates the file with `robopg evaluate` (the controller runtime against
 the simulated robot, deterministic actions) on the nominal simulator and on shipped reality profiles
@@ -57,6 +59,7 @@ VARIANTS = (
     Variant("random", "(b) randomisation", ("--randomization", str(SPEC))),
     Variant("asym", "(c) randomisation + asymmetric critic", ("--randomization", str(SPEC), "--asymmetric-critic")),
     Variant("adr", "(d) ADR", ("--randomization", str(SPEC), "--adr")),
+    Variant("lstm", "(e) randomisation + LSTM", ("--randomization", str(SPEC), "--recurrent", "lstm")),
 )
 # The same PPO settings for every variant and task: 32 envs x 64 steps per rollout.
 COMMON = ("--algo", "ppo", "--num-envs", "32", "--rollout-steps", "64", "--gamma", "0.98",

@@ -40,7 +40,7 @@ def actor_critic_loss(
     storage.compute_gae(cfg.gamma, _LAMBDA.get(cfg.advantage, cfg.gae_lambda))
     targets = critic_targets(storage, cfg.critic_target, cfg.gamma).reshape(-1)
     batch = storage.full_batch(cfg.normalize_advantages)
-    log_probs, entropy, values, _ = policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
+    log_probs, entropy, values, _ = policy.evaluate(batch.obs, batch.actions, batch.critic_obs, batch.memory)
     pg_loss = -(log_probs * batch.advantages).mean()
     v_loss = 0.5 * (values - targets).pow(2).mean()
     ent = entropy.mean()

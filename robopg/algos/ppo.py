@@ -75,7 +75,7 @@ class PPO:
     def minibatch_step(self, batch: Batch) -> dict[str, float]:
         """The clipped surrogate + value loss - entropy bonus on one minibatch, and one Adam step on it."""
         cfg = self.cfg
-        log_probs, entropy, values, means = self.policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
+        log_probs, entropy, values, means = self.policy.evaluate(batch.obs, batch.actions, batch.critic_obs, batch.memory)
         ratio = torch.exp(log_probs - batch.log_probs)
         pg_loss = clipped_surrogate_loss(ratio, batch.advantages, cfg.clip_range)
         v_loss = value_loss(values, batch.values, batch.returns, cfg.clip_range if cfg.clip_value else None)

@@ -62,7 +62,7 @@ class PPOKL:
     def minibatch_step(self, batch: Batch) -> dict[str, float]:
         """-(E[r A] - beta E[KL]) + value loss - entropy bonus on one minibatch, and one Adam step on it."""
         cfg, policy = self.cfg, self.policy
-        log_probs, entropy, values, means = policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
+        log_probs, entropy, values, means = policy.evaluate(batch.obs, batch.actions, batch.critic_obs, batch.memory)
         kl = gaussian_kl(batch.means, batch.log_std, means, policy.log_std)
         pg_loss = kl_penalty_loss(torch.exp(log_probs - batch.log_probs), batch.advantages, kl, self.beta)
         v_loss = value_loss(values, batch.values, batch.returns, None)

@@ -65,7 +65,6 @@ class Reinforce:
             )
             return {**metrics, "policy_loss": float("nan")}
 
-        obs, actions, critic_obs = storage.obs[mask], storage.actions[mask], storage.critic_obs[mask]
         weights = weights[mask]
         if cfg.baseline is Baseline.AVERAGE:
             weights = weights - weights.mean()
@@ -74,17 +73,37 @@ class Reinforce:
         if cfg.normalize_advantages:
             weights = normalized(weights)
 
-        log_probs, entropy, _, _ = self.policy.evaluate(obs, actions, critic_obs)
+        log_probs, entropy = self.masked_log_probs(storage, mask)
         loss = policy_gradient_loss(log_probs, weights)
         optimizer_step(self.actor_optimizer, loss, cfg.max_grad_norm)
         metrics.update(policy_loss=loss.item(), entropy=entropy.mean().item(),
                        action_std=torch.exp(self.policy.log_std).mean().item())
         if cfg.baseline is Baseline.VALUE:
-            metrics["value_loss"] = fit_value(
-                self.policy, self.critic_optimizer, critic_obs, reward_to_go[mask], cfg.value_epochs,
-                cfg.value_minibatches, cfg.max_grad_norm, generator,
-            )
+            metrics["value_loss"] = self.fit_critic(storage, reward_to_go, mask, generator)
         return metrics
+
+    def masked_log_probs(self, storage: RolloutStorage, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """log pi(u_t | x_t) and the entropy of the steps in ``mask`` (T, N), time-major (B,) each. A recurrent
+        policy runs along the whole rollout (its memory needs every step) and keeps the masked ones."""
+        if not self.policy.recurrent:
+            log_probs, entropy, _, _ = self.policy.evaluate(storage.obs[mask], storage.actions[mask],
+                                                            storage.critic_obs[mask])
+            return log_probs, entropy
+        full = storage.full_batch()
+        log_probs, entropy, _, _ = self.policy.evaluate(full.obs, full.actions, full.critic_obs, full.memory)
+        keep = mask.reshape(-1)
+        return log_probs[keep], entropy[keep]
+
+    def fit_critic(self, storage: RolloutStorage, reward_to_go: torch.Tensor, mask: torch.Tensor,
+                   generator: torch.Generator) -> float:
+        """The baseline's regression onto the reward-to-go (T, N) of the steps in ``mask``."""
+        cfg = self.cfg
+        fit = (cfg.value_epochs, cfg.value_minibatches, cfg.max_grad_norm, generator)
+        if not self.policy.recurrent:
+            return fit_value(self.policy, self.critic_optimizer, storage.critic_obs[mask], reward_to_go[mask], *fit)
+        full = storage.full_batch()
+        return fit_value(self.policy, self.critic_optimizer, full.critic_obs, reward_to_go.reshape(-1), *fit,
+                         full.memory, mask.reshape(-1))
 
     def state_dict(self) -> dict[str, Any]:
         return {"actor_optimizer": self.actor_optimizer.state_dict(),

@@ -21,7 +21,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from robopg.algos.critic import fit_value
 from robopg.config import TRPOConfig
-from robopg.distributions import gaussian_kl
+from robopg.distributions import gaussian_kl, gaussian_log_prob
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import Batch, RolloutStorage
 
@@ -70,13 +70,13 @@ def fisher_vector_product(
 
 def surrogate(policy: GaussianActorCritic, batch: Batch, advantages: torch.Tensor) -> torch.Tensor:
     """L(theta) = E[pi_theta(u | x) / pi_old(u | x) A]: the importance-sampled surrogate (a scalar)."""
-    log_probs, _, _, _ = policy.evaluate(batch.obs, batch.actions, batch.critic_obs)
+    log_probs = gaussian_log_prob(batch.actions, policy.mean(batch.obs, batch.memory), policy.log_std)
     return (torch.exp(log_probs - batch.log_probs) * advantages).mean()
 
 
 def mean_kl(policy: GaussianActorCritic, batch: Batch) -> torch.Tensor:
     """E_t[KL(pi_old(. | x_t) || pi_theta(. | x_t))] (a scalar)."""
-    return gaussian_kl(batch.means, batch.log_std, policy.mean(batch.obs), policy.log_std).mean()
+    return gaussian_kl(batch.means, batch.log_std, policy.mean(batch.obs, batch.memory), policy.log_std).mean()
 
 
 class TRPO:
@@ -94,7 +94,7 @@ class TRPO:
         metrics = self.natural_gradient_step(batch, batch.advantages)
         metrics["value_loss"] = fit_value(
             policy, self.critic_optimizer, batch.critic_obs, batch.returns, cfg.value_epochs, cfg.value_minibatches,
-            cfg.max_grad_norm, generator,
+            cfg.max_grad_norm, generator, batch.memory,
         )
         metrics["action_std"] = torch.exp(policy.log_std).mean().item()
         return metrics

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
-from robopg.config import Activation, PolicyConfig, TrainConfig
+from robopg.config import Activation, PolicyConfig
 from robopg.distributions import gaussian_entropy, gaussian_log_prob
-from robopg.facts import TaskFacts
 from robopg.modules.normalizer import RunningNormalizer
+from robopg.storage import Sequences
 
 _ACTIVATIONS: dict[Activation, type[nn.Module]] = {
     Activation.TANH: nn.Tanh,
@@ -64,7 +64,12 @@ class GaussianActorCritic(nn.Module):
 
     Shapes: obs (B, obs_dim) raw; actions (B, act_dim) in the normalised space; values (B,).
     generator: draws the initial weights (None: torch's global generator); sampling takes one per call.
+    ``memory`` arguments are for recurrent policies (robopg/modules/recurrent.py): a feed-forward policy has no
+    state, and ignores them.
     """
+
+    recurrent = False
+    """Class constant: True for RecurrentActorCritic, whose collection, storage and export carry a state."""
 
     def __init__(
         self, obs_dim: int, act_dim: int, action_low: np.ndarray, action_high: np.ndarray, cfg: PolicyConfig,
@@ -89,17 +94,21 @@ class GaussianActorCritic(nn.Module):
             if cfg.shared_trunk:
                 raise ValueError("an asymmetric critic cannot share the actor's trunk; drop --shared-trunk")
             self.critic_normalizer = RunningNormalizer(self.critic_obs_dim, clip=cfg.obs_clip)
-        if cfg.shared_trunk:
-            # One trunk module in both Sequentials: its parameters are shared (and counted once by parameters()).
-            trunk = hidden_layers(obs_dim, cfg.hidden_sizes, cfg.activation, generator)
-            self.actor = nn.Sequential(trunk, _linear(cfg.hidden_sizes[-1], act_dim, 0.01, generator))
-            self.critic = nn.Sequential(trunk, _linear(cfg.hidden_sizes[-1], 1, 1.0, generator))
-        else:
-            self.actor = mlp(obs_dim, cfg.hidden_sizes, act_dim, cfg.activation, 0.01, generator)
-            self.critic = mlp(self.critic_obs_dim, cfg.hidden_sizes, 1, cfg.activation, 1.0, generator)
+        self._build_networks(cfg, generator)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(cfg.init_log_std)))
         self.register_buffer("action_low", torch.from_numpy(low))
         self.register_buffer("action_high", torch.from_numpy(high))
+
+    def _build_networks(self, cfg: PolicyConfig, generator: torch.Generator | None) -> None:
+        """``self.actor`` (normalised obs -> mean) and ``self.critic`` (normalised critic input -> value)."""
+        if cfg.shared_trunk:
+            # One trunk module in both Sequentials: its parameters are shared (and counted once by parameters()).
+            trunk = hidden_layers(self.obs_dim, cfg.hidden_sizes, cfg.activation, generator)
+            self.actor = nn.Sequential(trunk, _linear(cfg.hidden_sizes[-1], self.act_dim, 0.01, generator))
+            self.critic = nn.Sequential(trunk, _linear(cfg.hidden_sizes[-1], 1, 1.0, generator))
+        else:
+            self.actor = mlp(self.obs_dim, cfg.hidden_sizes, self.act_dim, cfg.activation, 0.01, generator)
+            self.critic = mlp(self.critic_obs_dim, cfg.hidden_sizes, 1, cfg.activation, 1.0, generator)
 
     def actor_parameters(self) -> list[nn.Parameter]:
         """theta of pi_theta: the mean network and the log-std (with a shared trunk, the trunk too)."""
@@ -109,11 +118,12 @@ class GaussianActorCritic(nn.Module):
         """phi of V_phi (with a shared trunk, the trunk too)."""
         return list(self.critic.parameters())
 
-    def mean(self, obs: torch.Tensor) -> torch.Tensor:
+    def mean(self, obs: torch.Tensor, memory: Sequences | None = None) -> torch.Tensor:
         """mu_theta(norm(x)): raw obs (B, obs_dim) -> the Gaussian's mean (B, act_dim), from the actor alone."""
         return self.actor(self.normalizer(obs))
 
-    def forward(self, obs: torch.Tensor, critic_obs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor, critic_obs: torch.Tensor | None = None,
+                memory: Sequences | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw obs (B, obs_dim) -> (action mean (B, act_dim), value (B,)). critic_obs (B, critic_obs_dim): the
         critic's input, required with an asymmetric critic; otherwise the critic reads obs."""
         x = self.normalizer(obs)
@@ -121,7 +131,7 @@ class GaussianActorCritic(nn.Module):
             return self.actor(x), self.critic(x).squeeze(-1)
         return self.actor(x), self.value(self._check_critic_obs(critic_obs))
 
-    def value(self, critic_obs: torch.Tensor) -> torch.Tensor:
+    def value(self, critic_obs: torch.Tensor, memory: Sequences | None = None) -> torch.Tensor:
         """V: (B,) from the critic's input (B, critic_obs_dim): the observation, or the privileged vector of an
         asymmetric critic."""
         if not self.asymmetric:
@@ -157,10 +167,11 @@ class GaussianActorCritic(nn.Module):
         noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
         return mean + torch.exp(self.log_std) * noise
 
-    def evaluate(self, obs: torch.Tensor, actions: torch.Tensor, critic_obs: torch.Tensor | None = None
-                 ) -> tuple[torch.Tensor, ...]:
-        """For the update: (log_probs (B,), entropy (B,), values (B,), means (B, act_dim))."""
-        mean, value = self(obs, critic_obs)
+    def evaluate(self, obs: torch.Tensor, actions: torch.Tensor, critic_obs: torch.Tensor | None = None,
+                 memory: Sequences | None = None) -> tuple[torch.Tensor, ...]:
+        """For the update: (log_probs (B,), entropy (B,), values (B,), means (B, act_dim)); ``memory``: the
+        batch's sequences (``Batch.memory``), which a recurrent policy runs on."""
+        mean, value = self(obs, critic_obs, memory)
         entropy = gaussian_entropy(self.log_std).expand(mean.shape[0])
         return gaussian_log_prob(actions, mean, self.log_std), entropy, value, mean
 
@@ -172,13 +183,3 @@ class GaussianActorCritic(nn.Module):
     def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
         """The deployed policy: raw obs (B, obs_dim) -> mean action in robot bounds (B, act_dim)."""
         return self.to_env_action(self.mean(obs))
-
-
-def build_policy(cfg: TrainConfig, facts: TaskFacts, generator: torch.Generator | None = None) -> GaussianActorCritic:
-    """The run's policy for its task: what the runners train and export loads a checkpoint into."""
-    # The actor reads K stacked observations and M past actions (envs/history.py); the robot still sends one
-    # raw observation (facts.layout) and the runtime stacks it the same way.
-    input_dim = cfg.env.obs_history * facts.obs_dim + cfg.env.action_history * facts.act_dim
-    critic_obs_dim = None if facts.privileged is None else facts.obs_dim + len(facts.privileged)
-    return GaussianActorCritic(input_dim, facts.act_dim, np.array(facts.action_low), np.array(facts.action_high),
-                               cfg.policy, critic_obs_dim, generator)

@@ -28,7 +28,7 @@ from robopg.environment import make_training_env
 from robopg.facts import TaskFacts
 from robopg.modules import build_policy
 from robopg.runners.iteration import Iteration, Record, RunState
-from robopg.storage import RolloutStorage
+from robopg.sequences import rollout_storage
 
 JOIN_TIMEOUT_S = 30.0
 
@@ -115,8 +115,7 @@ def _work(rank: int, cfg: TrainConfig, facts: TaskFacts, algo: A3C, shared: Shar
     generator = seeds.generator(seeds.worker_seed(cfg.run.seed, rank))  # its updates' draws
     local = build_policy(cfg, facts, actions)
     algo.bind_worker(local)
-    storage = RolloutStorage(cfg.a3c.rollout_steps, per_worker, local.obs_dim, local.act_dim,
-                             local.critic_obs_dim if local.asymmetric else None)
+    storage = rollout_storage(local, cfg.a3c.rollout_steps, per_worker)
     env = make_training_env(cfg.env, per_worker, seed=seed)
     try:
         collector = Collector(env, local, storage, facts.success_key, actions)

@@ -9,14 +9,13 @@ from robopg import seeds
 from robopg.collector import Collector
 from robopg.environment import make_training_env
 from robopg.runners.iteration import Iteration, Record, RunState
-from robopg.storage import RolloutStorage
+from robopg.sequences import rollout_storage
 
 
 def run(state: RunState, record: Record) -> dict[str, float]:
     """Train in this process until ``state.global_step`` reaches total_steps; returns the last metrics logged."""
     cfg, policy = state.cfg, state.policy
-    storage = RolloutStorage(cfg.algorithm.rollout_steps, cfg.env.num_envs, policy.obs_dim, policy.act_dim,
-                             policy.critic_obs_dim if policy.asymmetric else None)
+    storage = rollout_storage(policy, cfg.algorithm.rollout_steps, cfg.env.num_envs)
     env = make_training_env(cfg.env, cfg.env.num_envs, seed=cfg.run.seed, progress_steps=state.global_step)
     try:
         collector = Collector(env, policy, storage, state.facts.success_key, state.action_generator, state.hooks)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from robopg.config import EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
 from robopg.runners import Trainer
@@ -13,6 +14,14 @@ TINY = TrainConfig(
     ppo=PPOConfig(rollout_steps=16, epochs=2, minibatches=2),
     run=RunConfig(total_steps=256, seed=3, checkpoint_every=2),
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> None:
+    """One intra-op thread, as every training run sets (run.torch_threads): tests that call an update directly
+    would otherwise run torch's default of one thread per core on cores the environments share, which on a loaded
+    2-core machine made a recurrent update 50x slower."""
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")  # a frozen constant: module fixtures may build on it

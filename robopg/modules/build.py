@@ -1,0 +1,24 @@
+"""``build_policy``: the run's policy for its task, the one constructor the runners and export call."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from robopg.config import Recurrent, TrainConfig
+from robopg.facts import TaskFacts
+from robopg.modules.actor_critic import GaussianActorCritic
+from robopg.modules.recurrent import RecurrentActorCritic
+
+
+def build_policy(cfg: TrainConfig, facts: TaskFacts, generator: torch.Generator | None = None) -> GaussianActorCritic:
+    """The run's policy for its task: what the runners train and export loads a checkpoint into; a
+    ``RecurrentActorCritic`` with ``--recurrent lstm|gru``."""
+    # The actor reads K stacked observations and M past actions (envs/history.py); the robot still sends one
+    # raw observation (facts.layout) and the runtime stacks it the same way (a recurrent actor too: its memory
+    # then runs on the stacked input).
+    input_dim = cfg.env.obs_history * facts.obs_dim + cfg.env.action_history * facts.act_dim
+    critic_obs_dim = None if facts.privileged is None else facts.obs_dim + len(facts.privileged)
+    policy_cls = GaussianActorCritic if cfg.policy.recurrent is Recurrent.NONE else RecurrentActorCritic
+    return policy_cls(input_dim, facts.act_dim, np.array(facts.action_low), np.array(facts.action_high),
+                      cfg.policy, critic_obs_dim, generator)
