@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from policies_export import Controller
-from robopg.config import resolve_config
-from robopg.presets import describe, preset_names
+from robopg.config import PPOConfig, resolve_config
+from robopg.presets import describe, preset_names, preset_sections
 
 SHIPPED = ["fetch-pick-and-place", "fetch-push", "fetch-reach", "fetch-slide"]
 
@@ -41,7 +41,9 @@ def test_flags_and_config_file_override_the_preset(tmp_path):
     cfg = resolve_config("fetch-push", config, {"env": {"num_envs": 4}, "run": {"seed": 5}})
     assert cfg.env.num_envs == 4  # flag over config file over preset (64)
     assert cfg.ppo.epochs == 3  # config file over preset (8)
-    assert cfg.ppo.gamma == 0.9 and cfg.env.reward.value == "staged"  # the preset over the defaults
+    preset = preset_sections("fetch-push")
+    assert preset["ppo"]["gamma"] != PPOConfig().gamma  # so the next line tells the preset from the defaults
+    assert cfg.ppo.gamma == preset["ppo"]["gamma"] and cfg.env.reward.value == "staged"  # the preset over the defaults
     assert cfg.run.seed == 5 and cfg.run.preset == "fetch-push"
     # A config file may name the preset itself.
     config.write_text('[run]\npreset = "fetch-reach"\n')
