@@ -42,8 +42,9 @@ def test_flags_and_config_file_override_the_preset(tmp_path):
     assert cfg.env.num_envs == 4  # flag over config file over preset (64)
     assert cfg.ppo.epochs == 3  # config file over preset (8)
     preset = preset_sections("fetch-push")
-    assert preset["ppo"]["gamma"] != PPOConfig().gamma  # so the next line tells the preset from the defaults
-    assert cfg.ppo.gamma == preset["ppo"]["gamma"] and cfg.env.reward.value == "staged"  # the preset over the defaults
+    # The preset over the defaults, on fields where the two differ.
+    assert preset["ppo"]["rollout_steps"] != PPOConfig().rollout_steps
+    assert cfg.ppo.rollout_steps == preset["ppo"]["rollout_steps"] and cfg.env.reward.value == "staged"
     assert cfg.run.seed == 5 and cfg.run.preset == "fetch-push"
     # A config file may name the preset itself.
     config.write_text('[run]\npreset = "fetch-reach"\n')
