@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from robopg import distributed
 from robopg.advantages import (
     discounted_reward_to_go,
     finished_episode_mask,
@@ -57,7 +58,9 @@ class Reinforce:
             mask = finished_episode_mask(storage.dones)
         used = int(mask.sum())
         metrics: dict[str, float] = {"samples_used": float(used) / mask.numel()}
-        if used == 0:
+        # Under torchrun every rank must take the same steps: the fewest samples any rank has decide.
+        used_everywhere = distributed.world().minimum(used)
+        if used_everywhere == 0:
             warnings.warn(
                 f"reinforce: no episode ended inside a rollout of {storage.num_steps} steps, so there is no "
                 "Monte-Carlo return to learn from; raise --rollout-steps above the episode length",
@@ -82,7 +85,7 @@ class Reinforce:
         if cfg.baseline is Baseline.VALUE:
             metrics["value_loss"] = fit_value(
                 self.policy, self.critic_optimizer, critic_obs, reward_to_go[mask], cfg.value_epochs,
-                cfg.value_minibatches, cfg.max_grad_norm, generator,
+                min(cfg.value_minibatches, used_everywhere), cfg.max_grad_norm, generator,
             )
         return metrics
 
