@@ -113,20 +113,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    if args.nproc_per_node is not None:
-        from robopg.launch import exec_torchrun
-
-        exec_torchrun(args.nproc_per_node, args.argv)
-    from robopg.distributed import RankFailure
-    from robopg.runners import Trainer
-
     overrides = _overrides(args)
-    if args.resume:
-        trainer = Trainer.resume(args.resume, overrides, progress=not args.no_progress)
-        if trainer.world.is_main:
-            print(f"resuming {args.resume} at step {trainer.global_step} of {trainer.cfg.run.total_steps}",
-                  file=sys.stderr)
-    else:
+    if not args.resume:
         if args.out is None:
             raise SystemExit("robopg train: --out RUN_DIR is required (or --resume RUN_DIR to continue a run)")
         if Path(args.out, "config.json").exists():
@@ -135,6 +123,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "or choose another --out"
             )
         cfg = resolve_config(overrides.get("run", {}).get("preset"), args.config, overrides)
+    if args.nproc_per_node is not None:  # the arguments hold: hand the command on to torchrun
+        from robopg.launch import exec_torchrun
+
+        exec_torchrun(args.nproc_per_node, args.argv)
+    from robopg.distributed import RankFailure
+    from robopg.runners import Trainer
+
+    if args.resume:
+        trainer = Trainer.resume(args.resume, overrides, progress=not args.no_progress)
+        if trainer.world.is_main:
+            print(f"resuming {args.resume} at step {trainer.global_step} of {trainer.cfg.run.total_steps}",
+                  file=sys.stderr)
+    else:
         trainer = Trainer(cfg, args.out, progress=not args.no_progress)
     start, first_step = time.perf_counter(), trainer.global_step
     try:

@@ -134,8 +134,10 @@ class ProcessGroup(Local):
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=timeout)
         self.objects = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" else dist.group.WORLD
-        # Only used to find the rank that did not answer when a collective failed (monitored_barrier is gloo's).
-        self.roll_call = dist.new_group(backend="gloo", timeout=timeout)
+        # torchrun's rendezvous store (where env:// found the process group), for the roll call after a failure.
+        self.store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                                   timeout=timeout)
+        self.roll_call_key = f"robopg/roll-call/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
         self.sync_seconds = 0.0
 
     def _run(self, what: str, collective: Any, *args: Any, **kwargs: Any) -> Any:
@@ -149,23 +151,33 @@ class ProcessGroup(Local):
             self.sync_seconds += time.perf_counter() - start
 
     def _failure(self, what: str, err: RuntimeError) -> str:
-        """Ask every rank to answer a roll call (torch.distributed.monitored_barrier); rank 0 learns which did not."""
+        """The message of a failed collective: what failed, why (the backend's first line), which rank is lost."""
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        first = re.sub(r"^\[[^\]]*\] ?", "", first)  # gloo prefixes its source file and line
-        try:
-            dist.monitored_barrier(self.roll_call, timeout=datetime.timedelta(seconds=self.timeout_s),
-                                   wait_all_ranks=True)
+        first = re.sub(r"^\[[^\]]*\] ?", "", first).split(". ")[0]  # without gloo's source line and advice
+        missing = self._roll_call()
+        if missing is None:
+            culprit = "torchrun's rendezvous store does not answer either (the node hosting it is down)"
+        elif missing:
+            culprit = (f"rank {', '.join(map(str, missing))} did not answer a roll call within {self.timeout_s:g} s "
+                       "(dead, hung or stopped)")
+        else:
             culprit = f"all {self.size} ranks answered a roll call afterwards, so they called different collectives"
-        except RuntimeError as roll_call:
-            missing = re.search(r"Ranks? ([\d, ]+) failed to pass monitoredBarrier", str(roll_call))
-            if missing:
-                culprit = f"rank {missing.group(1).strip()} did not answer (dead, hung or stopped)"
-            elif self.rank != 0:
-                culprit = "rank 0 did not answer (dead, hung or stopped), or names the rank that did not in its own log"
-            else:
-                culprit = f"the roll call failed too: {str(roll_call).strip().splitlines()[0]}"
-        return (f"rank {self.rank} of {self.size}: {what} failed after waiting up to {self.timeout_s:g} s ({first}); "
-                f"{culprit}. Every rank stops; continue from the last checkpoint with robopg train --resume RUN_DIR")
+        return (f"rank {self.rank} of {self.size}: {what} failed ({first}); {culprit}. Every rank stops; continue "
+                "from the last checkpoint with robopg train --resume RUN_DIR")
+
+    def _roll_call(self) -> list[int] | None:
+        """Check in at the rendezvous store and wait up to the timeout for the others: the ranks that did not
+        (a dead or hung rank never does; every live one meets the failure within that time). None: no store."""
+        try:
+            self.store.set(f"{self.roll_call_key}{self.rank}", "here")
+            deadline = time.monotonic() + self.timeout_s
+            while True:
+                missing = [r for r in range(self.size) if not self.store.check([f"{self.roll_call_key}{r}"])]
+                if not missing or time.monotonic() > deadline:
+                    return missing
+                time.sleep(0.1)
+        except RuntimeError:
+            return None
 
     def broadcast_module(self, module: nn.Module) -> None:
         with torch.no_grad():

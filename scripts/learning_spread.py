@@ -38,6 +38,7 @@ def cases() -> dict:
     """name -> callable(tmp_dir, seed) -> the number the test judges."""
     algos = _load("tests/robopg/algos/test_algorithms_learn.py")
     reach = _load("tests/robopg/test_learning.py")
+    distributed = _load("tests/robopg/test_distributed.py")
     out = {}
     for case in algos.CASES:
         algo, steps, section = case[0], case[1], case[2]
@@ -45,6 +46,7 @@ def cases() -> dict:
                      algos.train_and_deploy(Path(tmp), a, n, s, seed=seed).mean_return)
     out["a3c"] = lambda tmp, seed: algos.train_and_deploy(Path(tmp), "a3c", *algos.A3C_CASE, seed=seed).mean_return
     out["ppo-fetch-reach"] = lambda tmp, seed: reach.trained_success(Path(tmp), seed)
+    out["ppo-2-ranks-fetch-reach"] = lambda tmp, seed: distributed.two_rank_reach(Path(tmp), seed)[2]
     return out
 
 

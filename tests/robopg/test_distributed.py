@@ -29,7 +29,7 @@ from robopg.runners import Trainer
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "distributed_worker.py"
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE))  # pytest puts it there too; scripts/learning_spread.py loads this file by path
 import distributed_worker  # noqa: E402 - the torchrun script, imported for its data and configs
 
 TINY = ["--task", "FetchReachDense-v4", "--num-envs", "2", "--rollout-steps", "16", "--epochs", "1",
@@ -145,21 +145,31 @@ def test_nproc_per_node_hands_the_command_to_torchrun():
 
 
 # ----- real runs through the CLI ------------------------------------------------------------------------------
-def test_two_rank_ppo_learns_fetch_reach_through_train_export_evaluate(tmp_path):
+REACH_STEPS = 24_576  # scripts/learning_spread.py (case ppo-2-ranks-fetch-reach) sets it with the threshold
+
+
+def two_rank_reach(tmp_path: Path, seed: int = 0) -> tuple[Path, str, float]:
+    """2 ranks x 8 envs of PPO on FetchReachDense-v4 (default randomisation) through robopg train
+    --nproc-per-node 2, export and evaluate: (run directory, train's stdout, success of the exported file)."""
     run, policy = tmp_path / "run", tmp_path / "policy.onnx"
-    # scripts/learning_spread.py (case distributed_reach) sets budget and threshold from seeds 0-4.
     trained = robopg("train", "--nproc-per-node", "2", "--task", "FetchReachDense-v4", "--num-envs", "8",
-                     "--total-steps", "20480", "--seed", "0", "--randomization", "default", "--checkpoint-every", "0",
-                     "--no-progress", "--out", str(run), timeout=300)
+                     "--total-steps", str(REACH_STEPS), "--seed", str(seed), "--randomization", "default",
+                     "--checkpoint-every", "0", "--no-progress", "--out", str(run), timeout=300)
     assert trained.returncode == 0, trained.stderr[-3000:]
+    exported = robopg("export", str(run), "--out", str(policy))
+    assert exported.returncode == 0, exported.stderr
+    evaluated = robopg("evaluate", str(policy), "--episodes", "20", "--seed", "1234", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    return run, trained.stdout, json.loads(evaluated.stdout)["success_rate"]
+
+
+def test_two_rank_ppo_learns_fetch_reach_through_train_export_evaluate(tmp_path):
+    run, stdout, success = two_rank_reach(tmp_path)
+    assert success >= 0.95
     rows = read_metrics(run)
     assert [r["step"] for r in rows[:2]] == [1024, 2048]  # 2 ranks x 8 envs x 64 steps per iteration
     assert rows[0]["episodes"] == 16  # every rank's 8 episodes of 50 steps, pooled
-    assert trained.stdout.count("trained 20,480 steps") == 1  # rank 0 alone reports
-    assert robopg("export", str(run), "--out", str(policy)).returncode == 0
-    evaluated = robopg("evaluate", str(policy), "--episodes", "20", "--seed", "1234", "--json")
-    assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads(evaluated.stdout)["success_rate"] >= 0.95
+    assert stdout.count(f"trained {REACH_STEPS:,} steps") == 1  # rank 0 alone reports
 
 
 def test_a_two_rank_run_resumes_each_ranks_streams(tmp_path):
@@ -188,8 +198,9 @@ def test_a_two_rank_run_resumes_each_ranks_streams(tmp_path):
     assert alone.returncode == 2 and "trained on 2 ranks" in alone.stderr and "--nproc-per-node 2" in alone.stderr
 
 
-def _rank_pids(launcher: int) -> dict[int, int]:
-    """RANK -> pid of the torchrun workers under the process ``launcher`` (read from /proc)."""
+def _rank_pids(launchers: list[subprocess.Popen]) -> dict[int, int]:
+    """RANK -> pid of the torchrun workers under the ``launchers`` (read from /proc)."""
+    parents = {launcher.pid for launcher in launchers}
     out = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -200,38 +211,76 @@ def _rank_pids(launcher: int) -> dict[int, int]:
         except (OSError, IndexError, ValueError):
             continue
         rank = [e for e in environ if e.startswith(b"RANK=")]
-        if ppid == launcher and rank:
+        if ppid in parents and rank:
             out[int(rank[0][5:])] = int(proc.name)
     return out
 
 
-def _start_long_run(tmp_path: Path) -> tuple[subprocess.Popen, dict[int, int]]:
-    """A 2-rank run with a 5 s collective timeout, once its first iteration is logged: (torchrun, rank pids)."""
-    run = tmp_path / "run"
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "robopg", "train",
-         *TINY, "--total-steps", "10000000", "--dist-timeout", "5", "--checkpoint-every", "0", "--out", str(run)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not ((run / "metrics.csv").is_file() and len((run / "metrics.csv").read_text().splitlines()) >= 2):
-        assert launcher.poll() is None, launcher.communicate()[0][-3000:]
+def _alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waiting for torchrun to reap it has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(tmp_path: Path, nodes: int, *train_args: str) -> list[subprocess.Popen]:
+    """robopg train on 2 ranks: one standalone torchrun (nodes=1) or two one-rank nodes meeting at a c10d
+    rendezvous on this machine, as two machines would."""
+    if nodes == 1:
+        launch = [["--standalone", "--nproc-per-node=2"]]
+    else:
+        endpoint = f"127.0.0.1:{_free_port()}"
+        launch = [["--nnodes=2", f"--node-rank={node}", "--nproc-per-node=1", "--rdzv-backend=c10d",
+                   f"--rdzv-endpoint={endpoint}", "--rdzv-id=robopg-test"] for node in range(nodes)]
+    return [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *node, "-m", "robopg", "train", *TINY,
+                              "--out", str(tmp_path / "run"), *train_args],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for node in launch]
+
+
+def _start_long_run(tmp_path: Path, nodes: int) -> tuple[list[subprocess.Popen], dict[int, int]]:
+    """A 2-rank run with a 5 s collective timeout, once its first iteration is logged: (torchruns, rank pids)."""
+    launchers = _launch(tmp_path, nodes, "--total-steps", "10000000", "--dist-timeout", "5", "--checkpoint-every", "0")
+    metrics, deadline = tmp_path / "run" / "metrics.csv", time.monotonic() + 120
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
+        for launcher in launchers:
+            assert launcher.poll() is None, launcher.communicate()[0][-3000:]
         assert time.monotonic() < deadline, "the run did not start within 120 s"
         time.sleep(0.2)
-    return launcher, _rank_pids(launcher.pid)
+    return launchers, _rank_pids(launchers)
 
 
-def test_a_killed_rank_stops_the_run_and_is_named(tmp_path):
-    launcher, pids = _start_long_run(tmp_path)
+def test_a_killed_rank_stops_the_other_with_a_message_naming_it(tmp_path):
+    # Two nodes: the killed rank's torchrun reports it; the other node's rank finds out by itself.
+    launchers, pids = _start_long_run(tmp_path, nodes=2)
+    os.kill(pids[1], signal.SIGKILL)
+    outputs = [launcher.communicate(timeout=60)[0] for launcher in launchers]
+    assert all(launcher.returncode != 0 for launcher in launchers)
+    message = [line for out in outputs for line in out.splitlines() if "robopg train: error:" in line]
+    assert len(message) == 1 and "rank 0 of 2" in message[0], "".join(o[-2000:] for o in outputs)
+    assert "rank 1 did not answer" in message[0] and "--resume" in message[0]
+    assert not [pid for pid in pids.values() if _alive(pid)], "a rank outlived the run"
+
+
+def test_a_killed_rank_on_one_machine_is_named_by_torchrun(tmp_path):
+    (launcher,), pids = _start_long_run(tmp_path, nodes=1)
     os.kill(pids[1], signal.SIGKILL)
     output, _ = launcher.communicate(timeout=60)
     assert launcher.returncode != 0
-    # torchrun sees the death first and names it; rank 0, if it sees the lost connection first, names it too.
-    assert "rank      : 1 (local_rank: 1)" in output and "SIGKILL" in output, output[-3000:]
+    # torchrun sees the death first, stops rank 0 and names the dead rank as the root cause.
+    root_cause = output[output.index("Root Cause"):]
+    assert "rank      : 1 (local_rank: 1)" in root_cause and "SIGKILL" in root_cause, output[-3000:]
     assert not [pid for pid in pids.values() if _alive(pid)], "a rank outlived the run"
 
 
 def test_a_hung_rank_makes_the_others_stop_within_the_timeout_naming_it(tmp_path):
-    launcher, pids = _start_long_run(tmp_path)
+    (launcher,), pids = _start_long_run(tmp_path, nodes=1)
     os.kill(pids[1], signal.SIGSTOP)  # alive but silent: no process exits, only the timeout can tell
     start = time.monotonic()
     try:
@@ -247,29 +296,13 @@ def test_a_hung_rank_makes_the_others_stop_within_the_timeout_naming_it(tmp_path
     assert waited < 5 + 5 + 20  # the collective's 5 s, the roll call's 5 s, and slack for a loaded machine
 
 
-def _alive(pid: int) -> bool:
-    """The process exists and has not exited (a zombie waiting for torchrun to reap it has)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_two_nodes_train_together(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    run = tmp_path / "run"
-    nodes = [subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={rank}", "--nproc-per-node=1",
-         "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=two-nodes", "-m", "robopg", "train",
-         *TINY, "--total-steps", "256", "--checkpoint-every", "0", "--out", str(run)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    nodes = _launch(tmp_path, 2, "--total-steps", "256", "--checkpoint-every", "0")
     outputs = [node.communicate(timeout=240)[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
-    rows = read_metrics(run)
+    rows = read_metrics(tmp_path / "run")
     assert [r["step"] for r in rows] == [64, 128, 192, 256]  # 2 nodes x 2 envs x 16 steps per iteration
-    final = load_checkpoint(run / "final.pt")
+    final = load_checkpoint(tmp_path / "run" / "final.pt")
     assert final["world_size"] == 2
     # Global ranks, not local ones (both are local rank 0): the nodes drew different streams.
     assert not torch.equal(final["ranks"][0]["action_generator"], final["ranks"][1]["action_generator"])
