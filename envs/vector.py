@@ -43,6 +43,7 @@ def make_vec(
     profile: str | Path | RandomizationSpec | None = None,
     backend: Backend | str = Backend.AUTO,
     starts: EpisodeStarts | None = None,
+    nthread: int | None = None,
 ) -> gym.vector.VectorEnv:
     """num_envs copies of make_env(task); env i is built with seed + i, so both vec.reset(seed=seed) and a
     first vec.reset() reproduce. The first reset is left to the caller.
@@ -52,6 +53,8 @@ def make_vec(
     Observations: (num_envs, obs_dim) float32.
     starts: training-only episode starts (near-grasp resets, in-air goal fraction; envs/batched/starts.py),
     batched backend only; None or the defaults: the task's own.
+    nthread: physics threads of the batched backend (None: one per core, up to num_envs); the other backends
+    step in their own processes or the calling thread.
     """
     if num_envs < 1:
         raise ValueError(f"num_envs is {num_envs}; use num_envs >= 1")
@@ -63,7 +66,7 @@ def make_vec(
     if backend == Backend.AUTO:
         backend = Backend.BATCHED if is_batched_task(task) else Backend.SYNC
     if backend == Backend.BATCHED:
-        return BatchedFetchVecEnv(task, num_envs, seed, spec, starts=starts)
+        return BatchedFetchVecEnv(task, num_envs, seed, spec, starts=starts, nthread=nthread)
     if starts is not None and not starts.is_default:
         raise ValueError(
             f"near-grasp starts and in-air goal fractions are training options of the batched backend, not of "

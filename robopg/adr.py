@@ -26,6 +26,7 @@ import numpy as np
 
 import envs.vector
 from envs.randomization import Distribution, Kind, Mode, ParameterSpec, RandomizationSpec
+from robopg import distributed
 from robopg.config import AdrConfig
 
 LOW, HIGH = "low", "high"
@@ -42,13 +43,19 @@ class AutomaticDomainRandomization:
     synchronous runner (robopg/runners/iteration.py, RunHook); its state is checkpointed under "adr".
 
     limits: the run's randomisation spec. num_envs: environments of the vector env. seed: the pin stream.
+    pooled: under torchrun, every rank's pinned episodes are pooled at the end of each iteration (in rank order)
+    before the boundaries decide, so every rank moves the same boundaries (robopg/distributed.py); else each
+    episode is recorded as it ends.
     Attributes: low, high (name -> current range), nominal, limit (name -> (lo, hi)), step (name -> step).
     """
 
     checkpoint_key = "adr"
 
-    def __init__(self, limits: RandomizationSpec, cfg: AdrConfig, num_envs: int, seed: int) -> None:
+    def __init__(self, limits: RandomizationSpec, cfg: AdrConfig, num_envs: int, seed: int,
+                 pooled: bool = False) -> None:
         self.cfg, self.limits = cfg, limits
+        self.pooled = pooled
+        self.unpooled: list[tuple[Boundary, float]] = []  # this rank's pinned episodes since the last pooling
         managed = [p for p in limits.parameters if p.distribution in (Distribution.UNIFORM, Distribution.LOGUNIFORM)]
         if not managed:
             raise ValueError(
@@ -138,14 +145,22 @@ class AutomaticDomainRandomization:
         if success is None:
             raise ValueError("ADR needs a task that reports success (a Fetch task's is_success)")
         pin = self.current[index]
-        if pin is not None:
+        if pin is not None and self.pooled:
+            self.unpooled.append((pin, float(success)))
+        elif pin is not None:
             self.record(pin, success)
         self.current[index] = self.pending[index]
         self.pending[index] = self.choose()
         envs.vector.set_env_spec(env, index, self.spec(self.pending[index]))
 
     def iteration_ended(self, env: Any, steps: int, metrics: dict[str, float]) -> None:
-        """Nothing: ADR moves its boundaries per finished episode (``episode_ended``), not per iteration."""
+        """Pooled: record every rank's pinned episodes of the iteration. Else nothing: ADR moves its boundaries
+        per finished episode (``episode_ended``)."""
+        if self.pooled:
+            for episodes in distributed.world().gather(self.unpooled):
+                for pin, success in episodes:
+                    self.record(pin, success)
+            self.unpooled = []
 
     # ----- logging and checkpoints -----------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:

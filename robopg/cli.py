@@ -117,23 +117,37 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from robopg.run_dir import check_new_run, check_steps_left, check_train_arguments
-    from robopg.runners import Trainer
 
     overrides = _overrides(args)
     check_train_arguments(args.out, args.resume, args.config)
+    if not args.resume:
+        check_new_run(Path(args.out))
+        cfg = resolve_config(overrides.get("run", {}).get("preset"), args.config, overrides)
+    if args.nproc_per_node is not None:  # the arguments hold: hand the command on to torchrun
+        from robopg.launch import exec_torchrun
+
+        exec_torchrun(args.nproc_per_node, args.argv)
+    from robopg.distributed import RankFailure
+    from robopg.runners import Trainer
+
     if args.resume:
         trainer = Trainer.resume(args.resume, overrides, progress=not args.no_progress)
         check_steps_left(trainer.run_dir, trainer.global_step, trainer.cfg.run.total_steps)
-        print(f"resuming {args.resume} at step {trainer.global_step} of {trainer.cfg.run.total_steps}", file=sys.stderr)
+        if trainer.world.is_main:
+            print(f"resuming {args.resume} at step {trainer.global_step} of {trainer.cfg.run.total_steps}",
+                  file=sys.stderr)
     else:
-        check_new_run(Path(args.out))
-        cfg = resolve_config(overrides.get("run", {}).get("preset"), args.config, overrides)
         trainer = Trainer(cfg, args.out, progress=not args.no_progress)
     start, first_step = time.perf_counter(), trainer.global_step
-    trainer.train()
-    print(train_summary(trainer.run_dir, trainer.global_step - first_step, time.perf_counter() - start))
+    try:
+        trainer.train()
+    except RankFailure as err:  # under torchrun: another rank died or hung; the message names it
+        print(f"robopg train: error: {err}", file=sys.stderr)
+        return 1
+    trainer.world.shutdown()
+    if trainer.world.is_main:
+        print(train_summary(trainer.run_dir, trainer.global_step - first_step, time.perf_counter() - start))
     return 0
-
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from robopg.export import export_policy
@@ -319,6 +333,9 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
                        "tables ([ppo], [ppo_kl], [trpo], [a2c], [a3c], [reinforce]); over --preset, under flags")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--nproc-per-node", type=int, metavar="N",
+                       help="train on N ranks of this machine: starts torchrun --standalone --nproc_per_node N with "
+                       "this command (--num-envs is per rank; docs/distributed.md has multi-node runs)")
     _add_config_flags(train, algo)
     train.set_defaults(func=_cmd_train)
 
@@ -357,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     algo = selected_algo(argv) if argv[:1] == ["train"] else Algo.PPO
     args = build_parser(algo).parse_args(argv)
+    args.argv = argv  # train --nproc-per-node hands the command on to torchrun
     notes_to_stderr(f"robopg {args.command}")
     try:
         if _GL_ERROR is not None and getattr(args, "video", None) is not None:

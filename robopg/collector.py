@@ -149,21 +149,22 @@ class Collector:
 
     @torch.no_grad()
     def collect(self) -> int:
-        """Fill the storage with T steps and close it with V(next observation); returns the steps taken."""
+        """Fill the storage with T steps and close it with V(next observation); returns the steps taken. The
+        environments' arrays go to the storage's device (the policy's) and the actions back to the CPU."""
         if self.obs is None:
             raise RuntimeError("Collector.reset(seed) must be called before collect()")
         storage, policy, stats, acting = self.storage, self.policy, self.stats, self.acting
-        asymmetric = policy.asymmetric
+        asymmetric, device = policy.asymmetric, storage.obs.device
         storage.reset()
         storage.log_std.copy_(policy.log_std.detach())
-        storage.first_is_start = self._next_is_start.clone()
+        storage.first_is_start = self._next_is_start.to(device, copy=True)
         acting.begin(storage)
         obs, critic_obs = self.obs, self.critic_obs
         for _ in range(storage.num_steps):
-            obs_t = torch.from_numpy(obs)
-            critic_t = torch.from_numpy(critic_obs) if asymmetric else None
+            obs_t = torch.from_numpy(obs).to(device)
+            critic_t = torch.from_numpy(critic_obs).to(device) if asymmetric else None
             actions, log_probs, values, means = acting.act(obs_t, critic_t, self.generator)
-            next_obs, rewards, terminated, truncated, infos = self.env.step(policy.to_env_action(actions).numpy())
+            next_obs, rewards, terminated, truncated, infos = self.env.step(policy.to_env_action(actions).cpu().numpy())
             storage.add(obs_t, actions, log_probs, values, means, torch.from_numpy(np.asarray(rewards)).float(),
                         torch.from_numpy(terminated), torch.from_numpy(truncated), critic_t)
             done = np.flatnonzero(terminated | truncated)
@@ -175,7 +176,8 @@ class Collector:
                                                for k in ("clean_obs", "privileged_params")})
                 else:
                     final = np.stack(infos["final_obs"][timeouts]).astype(np.float32)
-                storage.set_bootstrap(torch.from_numpy(timeouts), acting.value(torch.from_numpy(final), timeouts))
+                storage.set_bootstrap(torch.from_numpy(timeouts),
+                                      acting.value(torch.from_numpy(final).to(device), timeouts))
             stats.returns += rewards
             stats.lengths += 1
             if "reward_terms" in infos:
@@ -192,7 +194,7 @@ class Collector:
                     listener.episode_ended(self.env, int(i), success)
             obs = next_obs
             critic_obs = privileged_inputs(infos) if asymmetric else None
-        storage.finish(acting.value(torch.from_numpy(critic_obs if asymmetric else obs)))
+        storage.finish(acting.value(torch.from_numpy(critic_obs if asymmetric else obs).to(device)))
         self._next_is_start = storage.dones[-1].bool()
         self.obs, self.critic_obs = obs, critic_obs
         return storage.num_steps * storage.num_envs

@@ -83,6 +83,13 @@ class WandbMode(StrEnum):
     ONLINE = "online"  # streamed to the W&B server (needs a login)
 
 
+class Device(StrEnum):
+    """``--device``: where the policy and its update run; the environments always step on the CPU."""
+
+    CPU = "cpu"
+    CUDA = "cuda"  # under torchrun: GPU number LOCAL_RANK of the node, one rank per GPU
+
+
 class AdvantageEstimator(StrEnum):
     """How A2C/A3C estimate A(x_t, u_t) from a rollout of T steps."""
 
@@ -121,7 +128,8 @@ def _check(condition: bool, message: str) -> None:
 @dataclass(frozen=True)
 class EnvConfig:
     task: str = option("FetchReachDense-v4", "Gymnasium task id with a Box action space, e.g. FetchPush-v4.")
-    num_envs: int = option(16, "Environments stepped together per rollout step.")
+    num_envs: int = option(16, "Environments stepped together per rollout step, per rank under torchrun (one "
+                           "update then learns from ranks x num_envs x rollout_steps samples).")
     randomization: str = option("default", "Domain randomisation: none, a shipped spec (default, sim2real) or a path "
                                 "to a TOML spec.")
     backend: Backend = option(Backend.AUTO, "Vector backend: auto (batched for the Fetch tasks, sync otherwise), "
@@ -437,10 +445,14 @@ class RunConfig:
     algo: Algo = option(
         Algo.PPO, "Algorithm; its options live in the config section of the same name ([ppo], [ppo_kl], ...)."
     )
-    total_steps: int = option(50_000, "Environment steps to train for (summed over environments).")
+    total_steps: int = option(50_000, "Environment steps to train for (summed over environments and ranks).")
     seed: int = option(0, "Seed for environments, network initialisation and sampling.")
     checkpoint_every: int = option(10, "Write a periodic checkpoint every this many iterations (0: final only).")
     torch_threads: int = option(1, "torch intra-op threads (the environments use the other cores).")
+    device: Device = option(Device.CPU, "Where the policy and its update run: cpu, or cuda (the environments stay "
+                            "on the CPU; under torchrun each rank takes the GPU of its local rank).")
+    dist_timeout: float = option(300.0, "Under torchrun: seconds a rank waits in a collective for the others before "
+                                 "it stops the run, naming the rank that did not answer.")
     preset: str = option("", "Start from this shipped recipe (robopg presets lists them); --config and flags override it.")
     logger: tuple[Tracker, ...] = option(
         (Tracker.TENSORBOARD,), "Run trackers besides metrics.csv, one or more of tensorboard, wandb, mlflow "
@@ -462,6 +474,8 @@ class RunConfig:
         _check(self.total_steps >= 1, f"total_steps must be >= 1, got {self.total_steps}")
         _check(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         _check(self.torch_threads >= 1, f"torch_threads must be >= 1, got {self.torch_threads}")
+        object.__setattr__(self, "device", Device(self.device))
+        _check(self.dist_timeout > 0, f"dist_timeout must be > 0 seconds, got {self.dist_timeout}; pass --dist-timeout 300")
 
 
 ALGO_SECTIONS: dict[Algo, type[OnPolicyConfig]] = {
@@ -529,6 +543,8 @@ class TrainConfig:
                 f"a rollout (rollout_steps {self.algorithm.rollout_steps} x num_envs {self.env.num_envs}); pass "
                 f"--minibatches {min(4, self.batch_size)}, say, or collect more (--rollout-steps, --num-envs)",
             )
+        _check(not (self.run.algo is Algo.A3C and self.run.device is Device.CUDA),
+               "a3c's workers update parameters in shared CPU memory; use --device cpu with --algo a3c")
         if self.run.algo is Algo.A3C:
             workers = self.a3c.workers
             _check(

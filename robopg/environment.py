@@ -16,11 +16,13 @@ from envs.rewards import RewardScales, ShapedReward, StagedReward, StagedScales
 from robopg.config import EnvConfig, Reward
 
 
-def make_training_env(cfg: EnvConfig, num_envs: int, seed: int, progress_steps: int = 0) -> Any:
+def make_training_env(cfg: EnvConfig, num_envs: int, seed: int, progress_steps: int = 0,
+                      nthread: int | None = None) -> Any:
     """num_envs environments of ``cfg.task`` with the run's randomisation and wrappers (env i seeded seed + i);
-    progress_steps: env steps trained so far (where the training-only start ramps stand)."""
+    progress_steps: env steps trained so far (where the training-only start ramps stand); nthread: the batched
+    backend's physics threads (None: its default, every core)."""
     env = envs.make_vec(cfg.task, num_envs, seed=seed, randomization=cfg.randomization, backend=cfg.backend,
-                        starts=episode_starts(cfg, progress_steps))
+                        starts=episode_starts(cfg, progress_steps), nthread=nthread)
     if cfg.reward is Reward.SHAPED:
         scales = RewardScales(reach=cfg.reach_scale, goal=cfg.goal_scale, success=cfg.success_scale,
                               reach_offset=cfg.reach_offset)

@@ -70,9 +70,14 @@ def sigterm_interrupts() -> Iterator[None]:
 class StopRequests:
     """SIGINT and SIGTERM while a run trains (``installed()``): until the first iteration's update is done (the
     run's start-up) a signal raises ``Interrupted`` at once; after, the first one is held until the iteration in
-    progress ends, where ``iteration_end`` raises it, and a second raises at once."""
+    progress ends, where ``iteration_end`` raises it, and a second raises at once.
 
-    def __init__(self) -> None:
+    enabled=False (under torchrun) leaves the handlers as they are: a checkpoint there is a collective every rank
+    must enter at the same iteration, which ranks stopped by signals they each received at their own moment cannot
+    promise; the run continues from its last periodic checkpoint instead (docs/distributed.md)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
         self.pending: int | None = None
         self.deferring = False
 
@@ -80,7 +85,7 @@ class StopRequests:
     def installed(self) -> Iterator[None]:
         """The handlers, in the main thread (where Python runs them); the previous ones come back after. A signal
         the process ignores stays ignored (a shell starts background jobs with SIGINT ignored)."""
-        if threading.current_thread() is not threading.main_thread():
+        if not self.enabled or threading.current_thread() is not threading.main_thread():
             yield
             return
         previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS

@@ -18,6 +18,19 @@ EXPORT_RECORDING_OFFSET = 104_729
 WORKER_STRIDE = 1000
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """Under torchrun: the seed of global rank ``rank``'s torch generators and ADR pin stream (rank 0: ``seed``).
+    Global, not local, so the nodes of a multi-node run draw different streams."""
+    return seed + rank
+
+
+def rank_env_seed(seed: int, rank: int, num_envs: int) -> int:
+    """Under torchrun: the seed of rank ``rank``'s vector env of ``num_envs`` environments. Env i of rank r gets
+    seed + r * num_envs + i, so no two environments of the run share a seed (``rank_seed`` would give env i of
+    rank r the seed of env i + r of rank 0); rank 0's are the single-process run's."""
+    return seed + rank * num_envs
+
+
 def reset_seed(seed: int, iteration: int) -> int:
     """The seed of the vector env's first reset when training (re)starts at ``iteration``."""
     return seed + RESET_STRIDE * iteration

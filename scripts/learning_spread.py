@@ -40,6 +40,7 @@ def cases() -> dict:
     algos = _load("tests/robopg/algos/test_algorithms_learn.py")
     reach = _load("tests/robopg/test_learning.py")
     recurrent = _load("tests/robopg/test_recurrent_learning.py")
+    distributed = _load("tests/robopg/test_distributed.py")
     out = {}
     for case in algos.CASES:
         algo, steps, section = case[0], case[1], case[2]
@@ -48,6 +49,7 @@ def cases() -> dict:
     out["a3c"] = lambda tmp, seed: algos.train_and_deploy(Path(tmp), "a3c", *algos.A3C_CASE, seed=seed).mean_return
     out["ppo-fetch-reach"] = lambda tmp, seed: reach.trained_success(Path(tmp), seed)
     out["lstm-fetch-reach"] = lambda tmp, seed: recurrent.trained_success(Path(tmp), seed)
+    out["ppo-2-ranks-fetch-reach"] = lambda tmp, seed: distributed.two_rank_reach(Path(tmp), seed)[2]
     return out
 
 

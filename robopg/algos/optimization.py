@@ -12,15 +12,17 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from robopg import distributed
 from robopg.storage import Batch, RolloutStorage
 
 
 def clipped_backward(loss: torch.Tensor, params: Sequence[nn.Parameter], max_grad_norm: float) -> float:
-    """Gradients of ``loss`` into ``params`` (their old ones dropped), clipped to a global norm of
-    ``max_grad_norm``. Returns the norm before clipping."""
+    """Gradients of ``loss`` into ``params`` (their old ones dropped), averaged over the ranks under torchrun
+    (robopg/distributed.py), clipped to a global norm of ``max_grad_norm``. Returns the norm before clipping."""
     for p in params:
         p.grad = None
     loss.backward()
+    distributed.world().average_gradients(params)
     return float(nn.utils.clip_grad_norm_(params, max_grad_norm))
 
 

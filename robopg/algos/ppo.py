@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from robopg import distributed
 from robopg.algos.optimization import minibatch_epochs, optimizer_step
 from robopg.config import LRSchedule, PPOConfig
 from robopg.distributions import gaussian_kl
@@ -88,11 +89,13 @@ class PPO:
                 "approx_kl": kl, "clip_fraction": clip_fraction}
 
     def epoch_done(self, epoch: dict[str, float]) -> bool:
-        """Once per epoch: KL to pi_old grows through the epochs, so a per-minibatch rule would keep shrinking."""
+        """Once per epoch: KL to pi_old grows through the epochs, so a per-minibatch rule would keep shrinking.
+        Under torchrun the KL is the ranks' mean, so every rank takes the same learning rate and stop."""
         cfg = self.cfg
+        kl = distributed.world().mean(epoch["approx_kl"])
         if cfg.lr_schedule is LRSchedule.ADAPTIVE:
-            self._set_lr(adaptive_learning_rate(self.learning_rate, epoch["approx_kl"], cfg.desired_kl))
-        return cfg.target_kl > 0 and epoch["approx_kl"] > 1.5 * cfg.target_kl
+            self._set_lr(adaptive_learning_rate(self.learning_rate, kl, cfg.desired_kl))
+        return cfg.target_kl > 0 and kl > 1.5 * cfg.target_kl
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "learning_rate": self.learning_rate}

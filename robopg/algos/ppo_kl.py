@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from robopg import distributed
 from robopg.algos.optimization import minibatch_epochs, optimizer_step
 from robopg.algos.ppo import value_loss
 from robopg.algos.trpo import mean_kl
@@ -52,8 +53,8 @@ class PPOKL:
         storage.compute_gae(cfg.gamma, cfg.gae_lambda)
         metrics, _ = minibatch_epochs(storage, cfg.epochs, cfg.minibatches, generator, cfg.normalize_advantages,
                                       self.minibatch_step)
-        with torch.no_grad():
-            kl_after = mean_kl(policy, storage.full_batch()).item()
+        with torch.no_grad():  # under torchrun: the ranks' mean, so every rank takes the same beta
+            kl_after = distributed.world().average(mean_kl(policy, storage.full_batch())).item()
         beta_used = self.beta
         self.beta = dual_update_beta(self.beta, kl_after, cfg.kl_target, cfg.beta_factor)
         metrics.update(kl=kl_after, beta=beta_used, action_std=torch.exp(policy.log_std).mean().item())

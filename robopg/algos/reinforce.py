@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from robopg import distributed
 from robopg.advantages import (
     discounted_reward_to_go,
     finished_episode_mask,
@@ -57,7 +58,9 @@ class Reinforce:
             mask = finished_episode_mask(storage.dones)
         used = int(mask.sum())
         metrics: dict[str, float] = {"samples_used": float(used) / mask.numel()}
-        if used == 0:
+        # Under torchrun every rank must take the same steps: the fewest samples any rank has decide.
+        used_everywhere = distributed.world().minimum(used)
+        if used_everywhere == 0:
             warnings.warn(
                 f"reinforce: no episode ended inside a rollout of {storage.num_steps} steps, so there is no "
                 "Monte-Carlo return to learn from; raise --rollout-steps above the episode length",
@@ -79,7 +82,8 @@ class Reinforce:
         metrics.update(policy_loss=loss.item(), entropy=entropy.mean().item(),
                        action_std=torch.exp(self.policy.log_std).mean().item())
         if cfg.baseline is Baseline.VALUE:
-            metrics["value_loss"] = self.fit_critic(storage, reward_to_go, mask, generator)
+            metrics["value_loss"] = self.fit_critic(storage, reward_to_go, mask, generator,
+                                                    min(cfg.value_minibatches, used_everywhere))
         return metrics
 
     def masked_log_probs(self, storage: RolloutStorage, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,10 +99,11 @@ class Reinforce:
         return log_probs[keep], entropy[keep]
 
     def fit_critic(self, storage: RolloutStorage, reward_to_go: torch.Tensor, mask: torch.Tensor,
-                   generator: torch.Generator) -> float:
-        """The baseline's regression onto the reward-to-go (T, N) of the steps in ``mask``."""
+                   generator: torch.Generator, minibatches: int) -> float:
+        """The baseline's regression onto the reward-to-go (T, N) of the steps in ``mask``, in ``minibatches``
+        (under torchrun the same number on every rank: each takes the same optimiser steps)."""
         cfg = self.cfg
-        fit = (cfg.value_epochs, cfg.value_minibatches, cfg.max_grad_norm, generator)
+        fit = (cfg.value_epochs, minibatches, cfg.max_grad_norm, generator)
         if not self.policy.recurrent:
             return fit_value(self.policy, self.critic_optimizer, storage.critic_obs[mask], reward_to_go[mask], *fit)
         full = storage.full_batch()

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from robopg import distributed
 from robopg.algos.critic import fit_value
 from robopg.config import TRPOConfig
 from robopg.distributions import gaussian_kl, gaussian_log_prob
@@ -56,14 +57,16 @@ def fisher_vector_product(
     """v -> (H + damping I) v with H the Hessian of ``mean_kl`` (a scalar with a graph to ``params``).
 
     At theta = theta_old, H of KL(pi_old || pi_theta) is the Fisher information matrix; the product is two
-    backward passes (Pearlmutter's trick), so F is never formed.
+    backward passes (Pearlmutter's trick), so F is never formed. Under torchrun H v is the ranks' mean: the
+    Fisher matrix of all ranks' data, so conjugate gradient runs the same on every rank.
     """
     grads = torch.autograd.grad(mean_kl, params, create_graph=True)
     flat = torch.cat([g.reshape(-1) for g in grads])
+    world = distributed.world()
 
     def product(v: torch.Tensor) -> torch.Tensor:
         hv = torch.autograd.grad(flat.dot(v), params, retain_graph=True)
-        return torch.cat([h.reshape(-1) for h in hv]) + damping * v
+        return world.average(torch.cat([h.reshape(-1) for h in hv])) + damping * v
 
     return product
 
@@ -100,12 +103,15 @@ class TRPO:
         return metrics
 
     def natural_gradient_step(self, batch: Batch, advantages: torch.Tensor) -> dict[str, float]:
-        """The constrained policy step; the policy's actor parameters end at the accepted point."""
+        """The constrained policy step; the policy's actor parameters end at the accepted point. Under torchrun the
+        gradient, the Fisher-vector products and the line search's gain and KL are the ranks' means, so every
+        rank takes the same step."""
         cfg, policy = self.cfg, self.policy
+        world = distributed.world()
         params = policy.actor_parameters()
         old_params = parameters_to_vector(params).detach().clone()
         loss_old = surrogate(policy, batch, advantages)
-        g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(loss_old, params)])
+        g = world.average(torch.cat([x.reshape(-1) for x in torch.autograd.grad(loss_old, params)]))
         if not torch.isfinite(g).all() or g.norm() == 0:
             return {"surrogate_gain": 0.0, "kl": 0.0, "step_fraction": 0.0, "line_search_failed": 1.0}
         fvp = fisher_vector_product(mean_kl(policy, batch), params, cfg.cg_damping)
@@ -119,8 +125,8 @@ class TRPO:
             fraction = 1.0
             for _ in range(cfg.line_search_steps):
                 vector_to_parameters(old_params + fraction * full_step, params)
-                gain = (surrogate(policy, batch, advantages) - loss_old).item()
-                kl = mean_kl(policy, batch).item()
+                gain_kl = torch.stack([surrogate(policy, batch, advantages) - loss_old, mean_kl(policy, batch)])
+                gain, kl = world.average(gain_kl).tolist()
                 if kl <= cfg.max_kl and gain > 0:
                     return {"surrogate_gain": gain, "kl": kl, "step_fraction": fraction,
                             "expected_gain": expected_gain, "line_search_failed": 0.0}

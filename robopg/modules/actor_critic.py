@@ -164,7 +164,8 @@ class GaussianActorCritic(nn.Module):
         return self._sample(self.mean(obs), generator)
 
     def _sample(self, mean: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        # Drawn on the CPU whatever the policy's device: one generator type, the same stream on cpu and cuda.
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)
         return mean + torch.exp(self.log_std) * noise
 
     def evaluate(self, obs: torch.Tensor, actions: torch.Tensor, critic_obs: torch.Tensor | None = None,

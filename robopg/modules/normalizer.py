@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+from functools import reduce
+from typing import Any
+
 import torch
 from torch import nn
+
+from robopg import distributed
+
+
+def merge_moments(a: tuple[Any, torch.Tensor, torch.Tensor],
+                  b: tuple[Any, torch.Tensor, torch.Tensor]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """(count, mean, var) of two sets of data -> those of their union: the parallel-variance formula of Chan et
+    al., M2 = M2_a + M2_b + delta^2 n_a n_b / n with M2 = var * count (population variances; mean, var: (D,))."""
+    count_a, mean_a, var_a = a
+    count_b, mean_b, var_b = b
+    total = count_a + count_b
+    delta = mean_b - mean_a.to(torch.float64)
+    mean = mean_a + delta * count_b / total
+    m2 = var_a * count_a + var_b * count_b + delta.pow(2) * count_a * count_b / total
+    return total, mean, m2 / total
 
 
 class RunningNormalizer(nn.Module):
@@ -24,19 +42,18 @@ class RunningNormalizer(nn.Module):
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
-        """Merge a batch x: (B, dim) into the statistics (Chan et al. parallel variance)."""
+        """Merge a batch x: (B, dim) into the statistics (``merge_moments``). Under torchrun the batch is every
+        rank's (robopg/distributed.py): each rank's moments are merged in rank order, so all ranks normalise alike."""
         x = x.reshape(-1, self.mean.shape[0]).to(torch.float64)
         batch_count = x.shape[0]
-        if batch_count == 0:
+        zeros = x.new_zeros(x.shape[1])
+        local = (batch_count, x.mean(0), x.var(0, unbiased=False)) if batch_count else (0, zeros, zeros)
+        parts = [part for part in distributed.world().gather_moments(*local) if part[0] > 0]
+        if not parts:
             return
-        batch_mean = x.mean(0)
-        batch_var = x.var(0, unbiased=False)
-        total = self.count + batch_count
-        delta = batch_mean - self.mean.to(torch.float64)
-        new_mean = self.mean + delta * batch_count / total
-        m2 = self.var * self.count + batch_var * batch_count + delta.pow(2) * self.count * batch_count / total
-        self.mean.copy_(new_mean)
-        self.var.copy_(m2 / total)
+        total, mean, var = merge_moments((self.count, self.mean, self.var), reduce(merge_moments, parts))
+        self.mean.copy_(mean)
+        self.var.copy_(var)
         self.count.copy_(total)
 
     @torch.no_grad()

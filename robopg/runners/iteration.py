@@ -15,6 +15,7 @@ import torch
 
 from robopg.algos import Algorithm
 from robopg.config import TrainConfig
+from robopg.distributed import Local
 from robopg.facts import TaskFacts
 from robopg.modules import GaussianActorCritic
 
@@ -77,5 +78,7 @@ class RunState(Protocol):
     generator: torch.Generator
     """The updates' draws (minibatch shuffles)."""
     hooks: Sequence[RunHook]
+    world: Local
+    """This process's rank among the run's (robopg/distributed.py; ``Local`` outside torchrun)."""
     global_step: int
     iteration: int

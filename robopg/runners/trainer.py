@@ -4,6 +4,9 @@ checkpoint) that both runners go through.
 
 ``train`` hands the loop to the runner of the algorithm: robopg/runners/on_policy.py (collect -> update in this
 process, every algorithm but A3C) or robopg/runners/a3c.py (worker processes on shared parameters).
+
+Under torchrun (robopg/distributed.py) every rank builds a Trainer; rank 0 alone writes the run directory, and
+every rank takes part in each checkpoint (it holds every rank's generators).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from robopg import seeds
+from robopg import distributed, seeds
 from robopg.adr import AutomaticDomainRandomization
 from robopg.algos import ALGORITHMS
 from robopg.checkpoint import FINAL, LATEST, load_run_checkpoint, rng_state, save_checkpoint
@@ -42,25 +45,28 @@ RUNNERS = {Algo.A3C: a3c.run}
 class Trainer:
     """Trains ``cfg.run.algo`` on ``cfg.env.task`` into ``run_dir``; ``Trainer.resume`` continues a run.
 
-    Every torch draw of the run goes through one of two generators, both seeded by run.seed and saved in
-    checkpoints: ``action_generator`` (policy init, then action sampling) and ``generator`` (the updates'
-    minibatch shuffles). Nothing seeds or draws from torch's or numpy's global generators.
+    Every torch draw of the run goes through one of two generators, both seeded by run.seed (under torchrun:
+    ``seeds.rank_seed``) and saved in checkpoints: ``action_generator`` (policy init, then action sampling) and
+    ``generator`` (the updates' minibatch shuffles). Nothing seeds or draws from torch's or numpy's global
+    generators.
     """
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, progress: bool = True) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.progress = progress
+        self.world = distributed.setup(cfg.run)  # under torchrun: joins the process group; else this process alone
         torch.set_num_threads(cfg.run.torch_threads)
-        self.action_generator = seeds.generator(cfg.run.seed)
-        self.generator = seeds.generator(cfg.run.seed)
+        seed = seeds.rank_seed(cfg.run.seed, self.world.rank)
+        self.action_generator = seeds.generator(seed)
+        self.generator = seeds.generator(seed)
         self.facts = TaskFacts.for_run(cfg)
-        self.policy = build_policy(cfg, self.facts, self.action_generator)
+        self.policy = build_policy(cfg, self.facts, self.action_generator).to(self.world.device)
         self.algo = ALGORITHMS[cfg.run.algo](self.policy, cfg.algorithm)
         self.adr = None
         if cfg.adr.enabled:
-            self.adr = AutomaticDomainRandomization(active_spec(cfg.env), cfg.adr, cfg.env.num_envs,
-                                                    seed=cfg.run.seed)
+            self.adr = AutomaticDomainRandomization(active_spec(cfg.env), cfg.adr, cfg.env.num_envs, seed=seed,
+                                                    pooled=self.world.distributed)
         self.curriculum = RandomizationRamp(active_spec(cfg.env), cfg.curriculum) if cfg.curriculum.enabled else None
         air_goals = AirGoalRamp(cfg.env) if cfg.env.air_goal_ramp_steps else None
         self.hooks: list[RunHook] = [hook for hook in (self.adr, self.curriculum, air_goals) if hook is not None]
@@ -84,7 +90,9 @@ class Trainer:
         return trainer
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        """The run's state; under torchrun (a collective: every rank calls it) also every rank's generators and
+        hook states under "ranks"."""
+        state = {
             "policy": self.policy.state_dict(),
             "algo": self.algo.state_dict(),
             "algorithm": self.cfg.run.algo.value,
@@ -99,8 +107,11 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "task": self.facts.to_dict(),
         }
+        return self.world.with_rank_states(state, ["generator", "action_generator",
+                                                   *(hook.checkpoint_key for hook in self.hooks)])
 
     def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
+        state = self.world.own_rank_state(state, source)  # a run of several ranks: this rank's generators
         self.policy.load_state_dict(state["policy"])
         self.algo.load_state_dict(state["algo"])
         self.generator.set_state(state["generator"])
@@ -114,11 +125,14 @@ class Trainer:
             hook.load_state_dict(state[hook.checkpoint_key])
 
     def save(self, final: bool = False) -> Path:
+        """Write a checkpoint (rank 0; the other ranks hand it their states). Returns its path."""
         state = self.state_dict()
         if final:
             path = self.run_dir / FINAL
         else:
             path = self.run_dir / "checkpoints" / f"step_{self.global_step:010d}.pt"
+        if not self.world.is_main:
+            return path
         save_checkpoint(path, state)
         save_checkpoint(self.run_dir / LATEST, state)
         return path
@@ -126,38 +140,43 @@ class Trainer:
     # ----- training ------------------------------------------------------------------------------------------
     def train(self) -> dict[str, float]:
         """Run until total_steps; returns the last iteration's metrics. The run directory is written from the first
-        iteration on (robopg/run_dir.py); Ctrl-C or SIGTERM stops it at the end of the iteration in progress with a
-        checkpoint (robopg/interrupts.py) and raises ``Interrupted``."""
+        iteration on (robopg/run_dir.py), by rank 0 alone under torchrun; Ctrl-C or SIGTERM stops a single-process
+        run at the end of the iteration in progress with a checkpoint (robopg/interrupts.py) and raises
+        ``Interrupted`` (under torchrun the ranks stop where each one is: see ``interrupted``)."""
         resumed = (self.iteration, self.global_step) if self.iteration else None
         if resumed is None:
             check_new_run(self.run_dir)
         else:
             check_steps_left(self.run_dir, self.global_step, self.cfg.run.total_steps)
+        self.world.broadcast_module(self.policy)  # every rank starts from rank 0's parameters
         runner = RUNNERS.get(self.cfg.run.algo, on_policy.run)
-        files = RunDirectory(self.run_dir, self.cfg.to_dict(), resumed)
-        bar = progress_bar(self.cfg, self.global_step, self.progress)
-        stops = StopRequests()
+        files = RunDirectory(self.run_dir, self.cfg.to_dict(), resumed) if self.world.is_main else None
+        bar = progress_bar(self.cfg, self.global_step, self.progress and self.world.is_main)
+        stops = StopRequests(enabled=not self.world.distributed)
         try:
             with stops.installed():
-                metrics = runner(self, lambda it: stops.iteration_end(lambda: self.record(it, files.logger(), bar)))
+                metrics = runner(self, lambda it: stops.iteration_end(
+                    lambda: self.record(it, files.logger() if files is not None else None, bar)))
         except KeyboardInterrupt as err:
-            raise self.interrupted(err, files.opened) from None
+            raise self.interrupted(err, files is not None and files.opened) from None
         finally:
             bar.close()
-            files.close()
+            if files is not None:
+                files.close()
         self.save(final=True)
         return metrics
 
-    def record(self, iteration: Iteration, logger: MetricsLogger, bar: tqdm) -> dict[str, float]:
-        """The one per-iteration step of every runner: count, log (metrics.csv, TensorBoard), show, checkpoint.
-        Returns the metrics logged."""
+    def record(self, iteration: Iteration, logger: MetricsLogger | None, bar: tqdm) -> dict[str, float]:
+        """The one per-iteration step of every runner: count, log (metrics.csv, TensorBoard; rank 0, the only
+        one with a logger), show, checkpoint. Returns the metrics logged."""
         self.global_step = max(self.global_step, iteration.global_step)
         self.iteration += 1
         metrics = {**iteration.metrics, "iteration": float(self.iteration)}
         for hook in self.hooks:
             metrics.update(hook.metrics())
-        logger.log(iteration.global_step, metrics)
-        logger.histograms(iteration.global_step, iteration.histograms)
+        if logger is not None:
+            logger.log(iteration.global_step, metrics)
+            logger.histograms(iteration.global_step, iteration.histograms)
         show_progress(bar, iteration.steps, metrics)
         if self.cfg.run.checkpoint_every and self.iteration % self.cfg.run.checkpoint_every == 0:
             self.save()
@@ -166,6 +185,9 @@ class Trainer:
     def interrupted(self, err: KeyboardInterrupt, trained: bool) -> Interrupted:
         """Save a checkpoint if the run stopped between iterations, and say how to continue. trained: this call
         trained an iteration (the run directory is written)."""
+        if self.world.distributed:  # a checkpoint is a collective; the ranks stop wherever each one is
+            return Interrupted(f"interrupted at step {self.global_step}; continue from the last periodic checkpoint "
+                               f"with the same torchrun command and --resume {self.run_dir}", signal_of(err))
         signum = signal_of(err)
         name = Interrupted(signum=signum).signal_name
         resume = f"Continue with: robopg train --resume {self.run_dir}"
