@@ -54,6 +54,13 @@ class LRSchedule(StrEnum):
     ADAPTIVE = "adaptive"
 
 
+class OptimizerKind(StrEnum):
+    """The gradient-descent optimiser of A2C/A3C."""
+
+    ADAM = "adam"
+    RMSPROP = "rmsprop"  # alpha 0.99, eps 1e-5: Mnih et al. 2016's A3C optimiser, as Stable-Baselines3's A2C uses it
+
+
 class Algo(StrEnum):
     """``--algo``: the policy-gradient family of the lecture; each has a config section of the same name
     (dashes become underscores: ``ppo-kl`` -> ``[ppo_kl]``)."""
@@ -332,17 +339,36 @@ class LossWeights(_Fields):
     entropy_coef: float = option(0.0, "Weight of the entropy bonus.")
 
 
+@dataclass(frozen=True)
+class ScheduleFields(_Fields):
+    """The learning rate's schedule over the run (PPO, PPO-KL, A2C/A3C)."""
+
+    LR_SCHEDULES: ClassVar[tuple[LRSchedule, ...]] = (LRSchedule.CONSTANT, LRSchedule.LINEAR)
+    lr_schedule: LRSchedule = option(
+        LRSchedule.LINEAR, "constant, or linear (from learning_rate to 0 at total_steps: the last updates settle the "
+        "policy that is deployed)."
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "lr_schedule", LRSchedule(self.lr_schedule))
+        allowed = [s.value for s in self.LR_SCHEDULES]
+        _check(self.lr_schedule in self.LR_SCHEDULES,
+               f"lr_schedule {self.lr_schedule.value} is not available here; pass --lr-schedule with one of {allowed}")
+
+
 def _check_minibatching(epochs_name: str, epochs: int, minibatches_name: str, minibatches: int) -> None:
     _check(epochs >= 1, f"{epochs_name} must be >= 1, got {epochs}")
     _check(minibatches >= 1, f"{minibatches_name} must be >= 1, got {minibatches}")
 
 
 @dataclass(frozen=True)
-class PPOConfig(LossWeights, MinibatchFields, GAEFields, OnPolicyConfig):
+class PPOConfig(ScheduleFields, LossWeights, MinibatchFields, GAEFields, OnPolicyConfig):
     """PPO v2, the clipped surrogate (``--algo ppo``)."""
 
+    LR_SCHEDULES: ClassVar[tuple[LRSchedule, ...]] = tuple(LRSchedule)
     lr_schedule: LRSchedule = option(
-        LRSchedule.ADAPTIVE, "constant, linear (to 0 at total_steps) or adaptive (KL-driven, see desired_kl)."
+        LRSchedule.LINEAR, "constant, linear (to 0 at total_steps) or adaptive (KL-driven, see desired_kl)."
     )
     desired_kl: float = option(0.01, "Adaptive schedule: lr /1.5 when KL > 2x this, x1.5 when KL < half of it.")
     clip_range: float = option(0.2, "PPO-clip epsilon: ratio clipped to [1 - eps, 1 + eps].")
@@ -351,16 +377,19 @@ class PPOConfig(LossWeights, MinibatchFields, GAEFields, OnPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "lr_schedule", LRSchedule(self.lr_schedule))
         _check(self.clip_range > 0, f"clip_range must be > 0, got {self.clip_range}")
         _check(self.target_kl >= 0, f"target_kl must be >= 0 (0 disables), got {self.target_kl}")
 
 
 @dataclass(frozen=True)
-class PPOKLConfig(LossWeights, MinibatchFields, GAEFields, OnPolicyConfig):
+class PPOKLConfig(ScheduleFields, LossWeights, MinibatchFields, GAEFields, OnPolicyConfig):
     """PPO v1: surrogate minus beta * KL, with the dual update of beta after each update (``--algo ppo-kl``)."""
 
-    learning_rate: float = option(3e-4, "Adam learning rate.")
+    # 1e-3, not the paper's 3e-4: a rollout here is 8 x 64 samples in 4 minibatches (40 Adam steps per update,
+    # the paper's 2048 x 10 epochs / 64 took 320), and at 3e-4 InvertedPendulum-v5 stayed unlearned at 30k-50k steps
+    # on 2 of 5 seeds (deployed 136-137); at 1e-3 all 5 reach 1000 at 50k (docs/bench_algorithms.md).
+    learning_rate: float = option(1e-3, "Adam learning rate.")
+    lr_schedule: LRSchedule = option(LRSchedule.CONSTANT, "constant, or linear (from learning_rate to 0 at total_steps).")
     kl_target: float = option(0.01, "d_targ: beta doubles when the update's KL > 1.5 d_targ, halves when < d_targ/1.5.")
     init_beta: float = option(1.0, "Initial KL penalty coefficient beta.")
     beta_factor: float = option(2.0, "Factor beta is multiplied or divided by in the dual update.")
@@ -394,9 +423,13 @@ class TRPOConfig(CriticFitFields, GAEFields, OnPolicyConfig):
 
 
 @dataclass(frozen=True)
-class A2CConfig(LossWeights, GAEFields, OnPolicyConfig):
+class A2CConfig(ScheduleFields, LossWeights, GAEFields, OnPolicyConfig):
     """Advantage actor-critic, one gradient step per rollout, synchronous over vectorised envs (``--algo a2c``)."""
 
+    # Adam at a constant rate: on InvertedPendulum-v5 (60k steps, 5 seeds) neither Stable-Baselines3's settings
+    # (RMSprop 7e-4, 5 steps, no advantage normalisation) nor a linear decay did better (docs/bench_algorithms.md).
+    optimizer: OptimizerKind = option(OptimizerKind.ADAM, "adam or rmsprop (alpha 0.99, eps 1e-5).")
+    lr_schedule: LRSchedule = option(LRSchedule.CONSTANT, "constant, or linear (from learning_rate to 0 at total_steps).")
     rollout_steps: int = option(8, "Steps per environment per rollout (T): the n of n-step returns.")
     advantage: AdvantageEstimator = option(
         AdvantageEstimator.NSTEP, "td (r + gamma V(x') - V(x)), nstep (bootstrapped at the rollout end) or gae."
@@ -405,6 +438,7 @@ class A2CConfig(LossWeights, GAEFields, OnPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        object.__setattr__(self, "optimizer", OptimizerKind(self.optimizer))
         object.__setattr__(self, "advantage", AdvantageEstimator(self.advantage))
         object.__setattr__(self, "critic_target", CriticTarget(self.critic_target))
 

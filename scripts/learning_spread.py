@@ -10,8 +10,8 @@ has it, with OPENBLAS_CORETYPE unset (OpenBLAS picks its kernels from the CPU), 
     env -u OPENBLAS_CORETYPE taskset -c 0 python scripts/learning_spread.py --seeds 0 1 2 3 4 --out /tmp/spread_core0.json
 
 Each case is run through the same helper its test uses (tests/robopg/algos/test_algorithms_learn.py,
-tests/robopg/test_learning.py, tests/robopg/test_recurrent_learning.py); the test's own seeds are among the seeds
-here.
+tests/robopg/test_learning.py, tests/robopg/test_recurrent_learning.py), one seed at a time; the tests' own seeds
+are among the seeds here (the InvertedPendulum tests judge the better of seeds 0 and 1).
 """
 
 from __future__ import annotations

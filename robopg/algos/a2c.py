@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from robopg.advantages import gae, td_targets
-from robopg.algos.optimization import optimizer_step
+from robopg.algos.optimization import make_optimizer, optimizer_step, scheduled_learning_rate
 from robopg.config import A2CConfig, AdvantageEstimator, CriticTarget
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import RolloutStorage
@@ -53,12 +53,15 @@ class A2C:
     def __init__(self, policy: GaussianActorCritic, cfg: A2CConfig) -> None:
         self.policy = policy
         self.cfg = cfg
-        self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
+        self.optimizer = make_optimizer(cfg.optimizer, list(policy.parameters()), cfg.learning_rate)
 
     def update(self, storage: RolloutStorage, progress: float, generator: torch.Generator) -> dict[str, float]:
         """One gradient step of actor and critic on the rollout."""
-        loss, metrics = actor_critic_loss(self.policy, storage, self.cfg)
-        metrics["grad_norm"] = optimizer_step(self.optimizer, loss, self.cfg.max_grad_norm)
+        cfg = self.cfg
+        lr = scheduled_learning_rate(self.optimizer, cfg.lr_schedule, cfg.learning_rate, progress)
+        loss, metrics = actor_critic_loss(self.policy, storage, cfg)
+        metrics["grad_norm"] = optimizer_step(self.optimizer, loss, cfg.max_grad_norm)
+        metrics["learning_rate"] = lr
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

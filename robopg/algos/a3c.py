@@ -2,7 +2,8 @@
 
 Each worker process runs the shared rollout loop on its own environments with a local copy of the policy,
 computes the A2C loss gradient (robopg/algos/a2c.py) on its own rollout, and applies it to parameters that
-live in shared memory, through an Adam whose moment estimates are shared too, without taking a lock: the
+live in shared memory, through an optimiser (RMSprop or Adam) whose statistics are shared too, without taking
+a lock (Mnih et al. 2016 found the shared RMSprop statistics the most robust): the
 updates of different workers interleave, which Hogwild (Recht et al. 2011) shows still converges when each
 update touches the parameters sparsely and briefly. The worker then copies the shared parameters back into
 its local policy before it collects again. The process orchestration lives in robopg/runners/a3c.py.
@@ -15,22 +16,25 @@ from typing import Any
 import torch
 
 from robopg.algos.a2c import actor_critic_loss
-from robopg.algos.optimization import clipped_backward
+from robopg.algos.optimization import clipped_backward, make_optimizer, scheduled_learning_rate
 from robopg.config import A3CConfig
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import RolloutStorage
 
+# The per-parameter statistics each optimiser keeps besides its step count (RMSprop without momentum or centring).
+_STATISTICS = {torch.optim.Adam: ("exp_avg", "exp_avg_sq"), torch.optim.RMSprop: ("square_avg",)}
 
-def share_adam_state(optimizer: torch.optim.Adam) -> None:
-    """Create Adam's per-parameter state now (it is lazy otherwise) and move it into shared memory, so every
-    process that unpickles the optimizer steps the same moment estimates."""
+
+def share_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Create the optimiser's per-parameter state now (it is lazy otherwise) and move it into shared memory, so
+    every process that unpickles the optimizer steps the same statistics."""
     for group in optimizer.param_groups:
         for p in group["params"]:
             state = optimizer.state[p]
             if not state:
                 state["step"] = torch.zeros(())
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                for key in _STATISTICS[type(optimizer)]:
+                    state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
             for tensor in state.values():
                 tensor.share_memory_()
 
@@ -40,8 +44,8 @@ class A3C:
         policy.share_memory()
         self.shared_policy = policy
         self.cfg = cfg
-        self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
-        share_adam_state(self.optimizer)
+        self.optimizer = make_optimizer(cfg.optimizer, list(policy.parameters()), cfg.learning_rate)
+        share_optimizer_state(self.optimizer)
         self.local_policy: GaussianActorCritic | None = None
 
     def bind_worker(self, local_policy: GaussianActorCritic) -> None:
@@ -59,8 +63,11 @@ class A3C:
         local = self.local_policy
         if local is None:
             raise RuntimeError("A3C.update runs in a worker: call bind_worker(local_policy) first")
-        loss, metrics = actor_critic_loss(local, storage, self.cfg)
-        metrics["grad_norm"] = clipped_backward(loss, list(local.parameters()), self.cfg.max_grad_norm)
+        cfg = self.cfg
+        lr = scheduled_learning_rate(self.optimizer, cfg.lr_schedule, cfg.learning_rate, progress)
+        loss, metrics = actor_critic_loss(local, storage, cfg)
+        metrics["grad_norm"] = clipped_backward(loss, list(local.parameters()), cfg.max_grad_norm)
+        metrics["learning_rate"] = lr
         for shared, own in zip(self.shared_policy.parameters(), local.parameters(), strict=True):
             shared.grad = own.grad
         self.optimizer.step()  # the worker loop syncs the local copy before its next rollout
@@ -70,7 +77,7 @@ class A3C:
         return {"optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Copy into the existing shared tensors: Adam.load_state_dict would replace them with private ones."""
+        """Copy into the existing shared tensors: Optimizer.load_state_dict would replace them with private ones."""
         saved = state["optimizer"]["state"]
         for index, p in enumerate(self.shared_policy.parameters()):
             for key, tensor in self.optimizer.state[p].items():

@@ -2,7 +2,8 @@
 
 PPO and PPO-KL differ only in the loss of a minibatch (their files); A2C, REINFORCE and the critic fit take one
 ``optimizer_step`` per loss; A3C computes its clipped gradient with ``clipped_backward`` and applies it to the
-shared parameters itself.
+shared parameters itself. ``make_optimizer`` and ``scheduled_learning_rate`` build the optimiser and set its
+step size from a config section.
 """
 
 from __future__ import annotations
@@ -13,7 +14,29 @@ import torch
 from torch import nn
 
 from robopg import distributed
+from robopg.config import LRSchedule, OptimizerKind
 from robopg.storage import Batch, RolloutStorage
+
+
+def make_optimizer(kind: OptimizerKind, params: Sequence[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """Adam, or RMSprop with alpha 0.99 and eps 1e-5 (Mnih et al. 2016; Stable-Baselines3's A2C)."""
+    if kind is OptimizerKind.RMSPROP:
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5)
+    return torch.optim.Adam(params, lr=lr)
+
+
+def linear_decay(lr: float, progress: float) -> float:
+    """lr * (1 - progress), 0 from the end of the run on; progress: fraction of total_steps done."""
+    return lr * max(1.0 - progress, 0.0)
+
+
+def scheduled_learning_rate(optimizer: torch.optim.Optimizer, schedule: LRSchedule, lr: float,
+                            progress: float) -> float:
+    """Set every parameter group's step size to ``lr`` (constant) or its linear decay; returns the value set."""
+    value = linear_decay(lr, progress) if schedule is LRSchedule.LINEAR else lr
+    for group in optimizer.param_groups:
+        group["lr"] = value
+    return value
 
 
 def clipped_backward(loss: torch.Tensor, params: Sequence[nn.Parameter], max_grad_norm: float) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from robopg import distributed
-from robopg.algos.optimization import minibatch_epochs, optimizer_step
+from robopg.algos.optimization import linear_decay, minibatch_epochs, optimizer_step
 from robopg.config import LRSchedule, PPOConfig
 from robopg.distributions import gaussian_kl
 from robopg.modules.actor_critic import GaussianActorCritic
@@ -66,7 +66,7 @@ class PPO:
         cfg = self.cfg
         storage.compute_gae(cfg.gamma, cfg.gae_lambda)
         if cfg.lr_schedule is LRSchedule.LINEAR:
-            self._set_lr(cfg.learning_rate * max(1.0 - progress, 0.0))
+            self._set_lr(linear_decay(cfg.learning_rate, progress))
         metrics, stopped = minibatch_epochs(storage, cfg.epochs, cfg.minibatches, generator,
                                             cfg.normalize_advantages, self.minibatch_step, self.epoch_done)
         metrics.update(learning_rate=self.learning_rate, epochs_stopped_early=float(stopped),

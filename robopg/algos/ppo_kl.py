@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from robopg import distributed
-from robopg.algos.optimization import minibatch_epochs, optimizer_step
+from robopg.algos.optimization import minibatch_epochs, optimizer_step, scheduled_learning_rate
 from robopg.algos.ppo import value_loss
 from robopg.algos.trpo import mean_kl
 from robopg.config import PPOKLConfig
@@ -50,6 +50,7 @@ class PPOKL:
         """epochs x minibatches of the penalised surrogate at a fixed beta, then beta's dual step on the KL
         the whole update moved the policy by."""
         cfg, policy = self.cfg, self.policy
+        lr = scheduled_learning_rate(self.optimizer, cfg.lr_schedule, cfg.learning_rate, progress)
         storage.compute_gae(cfg.gamma, cfg.gae_lambda)
         metrics, _ = minibatch_epochs(storage, cfg.epochs, cfg.minibatches, generator, cfg.normalize_advantages,
                                       self.minibatch_step)
@@ -57,7 +58,8 @@ class PPOKL:
             kl_after = distributed.world().average(mean_kl(policy, storage.full_batch())).item()
         beta_used = self.beta
         self.beta = dual_update_beta(self.beta, kl_after, cfg.kl_target, cfg.beta_factor)
-        metrics.update(kl=kl_after, beta=beta_used, action_std=torch.exp(policy.log_std).mean().item())
+        metrics.update(kl=kl_after, beta=beta_used, learning_rate=lr,
+                       action_std=torch.exp(policy.log_std).mean().item())
         return metrics
 
     def minibatch_step(self, batch: Batch) -> dict[str, float]:

