@@ -70,6 +70,7 @@ def main(out: Path) -> None:
     results["world"] = {"rank": world.rank, "size": world.size}
     torch.save(results, out / f"rank{world.rank}.pt")
     world.shutdown()
+    distributed.end_process(0)
 
 
 if __name__ == "__main__":
