@@ -26,7 +26,8 @@ training-only exploration options (near-grasp starts, in-air goal ramp) are neve
 
 Runs live in --runs-dir (default runs/bench_manipulation/PRESET/VARIANT_sSEED); a finished run (final.pt) is
 reused and an interrupted one is resumed, so the benchmark can be stopped and restarted (or its runs trained in
-the background by hand with the command it prints). Writes docs/bench_manipulation.json (every cell, curves),
+the background by hand with the command it prints). With --report-only an unfinished run is evaluated at its
+newest checkpoint and its row says "unfinished" with the steps it had reached. Writes docs/bench_manipulation.json (every cell, curves),
 docs/bench_manipulation.md (tables, settings, commands) and docs/bench_manipulation.png (learning curves
 against env steps and wall-clock minutes, success per profile).
 """
@@ -43,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 import envs
+from robopg.checkpoint import load_checkpoint
 from robopg.config import resolve_config
 from robopg.evaluate import evaluate_policy
 from robopg.export import export_policy
@@ -96,27 +98,41 @@ def train(preset: str, variant: str, seed: int, out: Path, steps: int | None) ->
         subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-def evaluate(out: Path, preset: str, episodes: int) -> dict[str, dict]:
-    """Export the run and evaluate the file in every cell; cached in RUN_DIR/bench_eval.json."""
+def newest_checkpoint(out: Path) -> tuple[Path, int] | None:
+    """The run's checkpoint furthest into training among final.pt and latest.pt (a run extended past an earlier
+    budget has a newer latest.pt than its old final.pt), with its env step; None before the first one."""
+    found = []
+    for name in ("final.pt", "latest.pt"):
+        path = out / name
+        if path.is_file():
+            found.append((load_checkpoint(path)["global_step"], name == "final.pt", path))
+    if not found:
+        return None
+    step, _, path = max(found)
+    return path, int(step)
+
+
+def evaluate(out: Path, checkpoint: Path, preset: str, episodes: int) -> dict[str, dict]:
+    """Export the checkpoint and evaluate the file in every cell; cached in RUN_DIR/bench_eval.json."""
     cache = out / "bench_eval.json"
-    final = out / "final.pt"
-    if cache.is_file() and cache.stat().st_mtime > final.stat().st_mtime:
+    if cache.is_file() and cache.stat().st_mtime > checkpoint.stat().st_mtime:
         cached = json.loads(cache.read_text())
-        if cached.get("episodes") == episodes:
+        if cached.get("episodes") == episodes and cached.get("checkpoint") == checkpoint.name:
             return cached["cells"]
-    policy = export_policy(out, out / "policy.onnx").path
+    policy = export_policy(checkpoint, out / "policy.onnx").path
     spec = resolve_config(preset, None, {}).env.randomization
     cells = {TRAINING: evaluate_policy(policy, profile=None, randomization=spec, episodes=episodes,
                                        seed=EVAL_SEED).to_dict()}
     for profile in envs.list_profiles():
         cells[profile] = evaluate_policy(policy, profile=profile, episodes=episodes, seed=EVAL_SEED).to_dict()
-    cache.write_text(json.dumps({"episodes": episodes, "cells": cells}, indent=2))
+    cache.write_text(json.dumps({"episodes": episodes, "checkpoint": checkpoint.name, "cells": cells}, indent=2))
     return cells
 
 
-def curve(out: Path) -> dict[str, list[float]]:
-    """Training success against env steps and against training minutes (collect + update time per row)."""
-    rows = read_metrics(out)
+def curve(out: Path, up_to: int | None = None) -> dict[str, list[float]]:
+    """Training success against env steps and against training minutes (collect + update time per row), up to
+    env step ``up_to`` (the evaluated checkpoint's)."""
+    rows = [r for r in read_metrics(out) if up_to is None or r["step"] <= up_to]
     minutes = np.cumsum([r["collect_seconds"] + r["update_seconds"] for r in rows]) / 60.0
     return {"step": [r["step"] for r in rows], "minutes": minutes.tolist(),
             "success": [r["success_rate"] for r in rows]}
@@ -142,17 +158,20 @@ def main() -> None:
                 out = run_dir(args.runs_dir, preset, variant, seed)
                 if not args.report_only:
                     train(preset, variant, seed, out, args.steps)
-                if not (out / "final.pt").is_file():
+                newest = newest_checkpoint(out)
+                if newest is None:
                     print(f"skipping {out}: not trained yet", flush=True)
                     continue
-                cells = evaluate(out, preset, args.episodes)
-                rows = read_metrics(out)
+                checkpoint, steps = newest
+                budget = args.steps or resolve_config(preset, None, {}).run.total_steps
+                cells = evaluate(out, checkpoint, preset, args.episodes)
                 results["runs"].append({
                     "preset": preset, "variant": variant, "seed": seed, "run_dir": str(out),
-                    "steps": rows[-1]["step"], "train_minutes": curve(out)["minutes"][-1],
+                    "steps": steps, "budget": budget, "checkpoint": checkpoint.name,
+                    "train_minutes": curve(out, steps)["minutes"][-1],
                     "success": {cell: r["success_rate"] for cell, r in cells.items()},
                     "fallbacks": {cell: r["fallbacks"] for cell, r in cells.items()},
-                    "curve": curve(out),
+                    "curve": curve(out, steps),
                 })
                 print(f"{preset} {variant} seed {seed}: " + " ".join(
                     f"{cell}={r['success_rate']:.2f}" for cell, r in cells.items()), flush=True)
@@ -178,7 +197,9 @@ def markdown(results: dict) -> str:
     header = "| preset | variant | seed | steps | train min | " + " | ".join(cells) + " |"
     lines += [header, "|" + "---|" * (5 + len(cells))]
     for run in results["runs"]:
-        row = [run["preset"], run["variant"], str(run["seed"]), f"{run['steps'] / 1e6:.2f}M",
+        unfinished = run["steps"] < run.get("budget", run["steps"])
+        row = [run["preset"], run["variant"], str(run["seed"]),
+               f"{run['steps'] / 1e6:.2f}M" + (f" of {run['budget'] / 1e6:g}M (unfinished)" if unfinished else ""),
                f"{run['train_minutes']:.0f}"]
         for cell in cells:
             value = run["success"].get(cell)
