@@ -4,6 +4,8 @@ continues and exit 143 (Ctrl-C: 130); a signal during start-up writes nothing an
 
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -57,6 +59,26 @@ def test_a_signal_during_start_up_writes_nothing_and_says_so(tmp_path, signum, c
     assert err.strip() == (f"robopg train: interrupted ({signal.Signals(signum).name}) during start-up, before the "
                            "first iteration: nothing was written. Run the same command again")
     assert not run.exists() and rows_written(run) == 0
+
+
+def test_ctrl_c_while_the_libraries_load_is_one_line_not_a_traceback(tmp_path):
+    run = tmp_path / "run"
+    # `python -m robopg`, the installed command's path (robopg/entry.py); start() runs robopg.cli directly.
+    proc = subprocess.Popen([sys.executable, "-m", "robopg", "train", *SMALL, "--total-steps", "100000", "--out",
+                             str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # numpy is among the first libraries `robopg.cli` loads: the signal lands while the CLI is still importing
+    # (robopg/entry.py answers it) or, on a fast machine, just after (robopg/cli.py does): one line either way.
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 120
+    while "_multiarray_umath" not in maps.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "interrupted (SIGINT) during start-up" in err and "Run the same command again" in err
+    assert not run.exists()
 
 
 def test_a_second_signal_stops_at_once_and_saves_nothing(tmp_path):
