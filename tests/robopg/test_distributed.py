@@ -152,7 +152,10 @@ def test_nproc_per_node_checks_the_arguments_before_starting_torchrun(tmp_path):
 
 
 # ----- real runs through the CLI ------------------------------------------------------------------------------
-REACH_STEPS = 24_576  # scripts/learning_spread.py (case ppo-2-ranks-fetch-reach) sets it with the threshold
+# Spread (scripts/learning_spread.py --cases ppo-2-ranks-fetch-reach --seeds 0 1 2 3 4): success 1.00 on each of
+# seeds 0-4 as is, with OPENBLAS_CORETYPE unset, and that under taskset -c 0 (both ranks on one core): 15 of 15
+# runs, with PPO's linear learning-rate decay; the threshold 0.95 leaves one failed episode in 20.
+REACH_STEPS = 24_576
 
 
 def two_rank_reach(tmp_path: Path, seed: int = 0) -> tuple[Path, str, float]:

@@ -13,6 +13,8 @@ from robopg.runners import Trainer
 #   16,384 steps: 1.00 / 0.65 / 0.85 / 0.95 / 0.95      24,576: 1.00 x 5      32,768: 1.00 x 5
 #   28,672 (this test; `python scripts/learning_spread.py --cases lstm-fetch-reach --seeds 0 1 2 3 4`): 1.00 x 5,
 #   47 / 66 / 76 / 70 / 63 s each under that load (train + export + evaluate; seed 0 is the test's)
+# Re-measured with PPO's linear learning-rate decay (the default since the algorithm round) at 28,672 steps: 1.00
+# on each of seeds 0-4 as is, with OPENBLAS_CORETYPE unset, and that under taskset -c 0 (15 of 15 runs).
 # 28,672 steps lie between two budgets where every seed reached 1.00 and 75% above the one where the worst seed fell
 # to 0.65; the threshold 0.9 leaves 0.1 below the worst seed at the budget.
 STEPS = 28_672
