@@ -253,13 +253,10 @@ class ProcessGroup(Local):
         return {**state, **state[RANKS_KEY][self.rank]}
 
     def shutdown(self) -> None:
-        """Leave the process group together, and drop every handle on it here: a gloo group or store client still
-        referenced at interpreter exit is destroyed during finalisation, where its joinable threads abort the
-        process ("terminate called without an active exception", seen on about 1 run in 40)."""
+        """Leave the process group together: a barrier first, so no rank closes its connections while another
+        still exchanges with it. (How the rank process then exits: ``end_process``.)"""
         self._run("waiting for every rank to finish", dist.barrier, group=self.objects)
-        self.objects = None
         dist.destroy_process_group()
-        self.store = None
 
 
 _world: Local = Local(torch.device("cpu"))
