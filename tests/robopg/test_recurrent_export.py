@@ -16,7 +16,6 @@ from policies_export import Controller
 from policies_export.metadata import Recurrence
 from policies_export.safety import SafetyConfig
 from robopg.cli import main
-from robopg.collector import Collector
 from robopg.config import TrainConfig
 from robopg.environment import make_training_env
 from robopg.export import (
@@ -36,7 +35,6 @@ from robopg.recurrent_export import (
     sequence_max_abs_diff,
 )
 from robopg.runners import Trainer
-from robopg.sequences import rollout_storage
 
 # The tiny run of conftest.py with an LSTM actor (`--recurrent lstm --rnn-hidden-size 16`); GRU + action history
 # for the closed-loop check.
@@ -93,7 +91,7 @@ def test_the_parity_gate_runs_across_episode_boundaries_and_catches_a_miswired_s
     assert sequence_max_abs_diff(tmp_path / "swapped.onnx", policy, recorded) > 1e-3
 
 
-def test_a_recorded_training_rollout_replayed_through_the_controller_gives_the_training_actions(lstm_run):
+def test_a_recorded_training_rollout_replayed_through_the_controller_gives_the_training_actions(lstm_run, one_rollout):
     """The collector's rollout (stochastic actions, the state zeroed at each episode start), observation by
     observation through Controller.act with reset() at the episode starts: the Controller's actions are the
     training policy's means at every step, within 1e-5, across two episode boundaries."""
@@ -101,14 +99,7 @@ def test_a_recorded_training_rollout_replayed_through_the_controller_gives_the_t
     policy, state = load_trained_policy(run_dir)
     cfg = TrainConfig.from_dict(state["config"])
     facts = TaskFacts.from_dict(state["task"])
-    storage = rollout_storage(policy, 120, 2)
-    env = make_training_env(cfg.env, 2, seed=77)
-    try:
-        collector = Collector(env, policy, storage, facts.success_key, torch.Generator().manual_seed(0))
-        collector.reset(seed=77)
-        collector.collect()
-    finally:
-        env.close()
+    storage = one_rollout(policy, cfg.env, 120, 2, seed=77, sample_seed=0, success_key=facts.success_key)
     starts = storage.sequences().starts
     training_actions = policy.to_env_action(storage.means).numpy()
     for j in range(2):

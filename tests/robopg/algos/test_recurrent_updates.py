@@ -10,20 +10,17 @@ import pytest
 import torch
 
 from robopg.algos import ALGORITHMS
-from robopg.collector import Collector
 from robopg.config import A3CConfig, EnvConfig, PolicyConfig, RunConfig, TrainConfig
-from robopg.environment import make_training_env
 from robopg.facts import TaskFacts
 from robopg.modules import build_policy
 from robopg.runners import Trainer
-from robopg.sequences import rollout_storage
 from robopg.storage import normalized_batch
 
 POLICY = PolicyConfig(hidden_sizes=(16,), recurrent="lstm", rnn_hidden_size=8)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "ppo-kl", "a2c", "trpo", "reinforce"])
-def test_the_update_moves_the_memory_and_raises_the_surrogate(algo):
+def test_the_update_moves_the_memory_and_raises_the_surrogate(algo, one_rollout):
     cfg = TrainConfig(env=EnvConfig(task="FetchReachDense-v4", num_envs=4, randomization="none"), policy=POLICY,
                       run=RunConfig(algo=algo, seed=1))
     # Rollouts that span an episode end (step 50), and a short update: the test is about the sequences.
@@ -32,14 +29,8 @@ def test_the_update_moves_the_memory_and_raises_the_surrogate(algo):
                                  **({"value_epochs": 2} if algo in ("trpo", "reinforce") else {})}})
     facts = TaskFacts.for_run(cfg)
     policy = build_policy(cfg, facts, torch.Generator().manual_seed(1))
-    storage = rollout_storage(policy, cfg.algorithm.rollout_steps, 4)
-    env = make_training_env(cfg.env, 4, seed=1)
-    try:
-        collector = Collector(env, policy, storage, facts.success_key, torch.Generator().manual_seed(2))
-        collector.reset(seed=1)
-        collector.collect()
-    finally:
-        env.close()
+    storage = one_rollout(policy, cfg.env, cfg.algorithm.rollout_steps, 4, seed=1, sample_seed=2,
+                          success_key=facts.success_key)
     before = {name: p.detach().clone() for name, p in policy.named_parameters()}
     metrics = ALGORITHMS[cfg.run.algo](policy, cfg.algorithm).update(storage, 0.0, torch.Generator().manual_seed(3))
 
