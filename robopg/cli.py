@@ -38,6 +38,7 @@ _GL_ERROR = _gl_before_mujoco(sys.argv[1:])
 from policies_export.errors import notes_to_stderr  # noqa: E402 - after the GL choice, see above
 from policies_export.metadata import DEFAULT_OBSERVATION_TOLERANCE  # noqa: E402
 from robopg.config import SECTIONS, Algo, field_help, resolve_config  # noqa: E402
+from robopg.field_types import optional_inner  # noqa: E402
 from robopg.interrupts import signal_of, sigterm_interrupts  # noqa: E402
 from robopg.plot import XAxis  # noqa: E402
 from robopg.summary import train_summary  # noqa: E402
@@ -60,8 +61,10 @@ def _add_config_flags(parser: argparse.ArgumentParser, algo: Algo) -> None:
         group = parser.add_argument_group(title)
         hints = typing.get_type_hints(section_cls)
         for name, _, help_text, default in field_help(section_cls):
-            kind = hints[name]
+            kind = optional_inner(hints[name]) or hints[name]
             shown = default.value if isinstance(default, Enum) else default
+            if default is None:
+                shown = "unset"
             if isinstance(default, tuple):
                 shown = " ".join(str(x) for x in default)
             kwargs: dict[str, Any] = {"dest": f"{section}.{name}", "default": None,

@@ -229,11 +229,18 @@ class CurriculumConfig:
         _check(0 <= self.start <= 1, f"start must be in [0, 1], got {self.start}")
 
 
+DEFAULT_INIT_LOG_STD = -0.5
+"""The Gaussian's initial log std where neither [policy] nor the algorithm sets one."""
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     hidden_sizes: tuple[int, ...] = option((64, 64), "Hidden layer widths of actor and critic MLPs.")
     activation: Activation = option(Activation.TANH, "Hidden activation: tanh, elu or relu.")
-    init_log_std: float = option(-0.5, "Initial log standard deviation of the Gaussian (state-independent).")
+    init_log_std: float | None = option(
+        None, "Initial log standard deviation of the Gaussian (state-independent), in the policy's normalised "
+        "action space [-1, 1]; unset: the algorithm's (a2c, a3c and reinforce -1.1, the others -0.5)."
+    )
     obs_clip: float = option(10.0, "Normalised observations are clipped to +-obs_clip.")
     shared_trunk: bool = option(
         False, "Actor and critic share their hidden layers (two heads on one trunk) instead of two networks."
@@ -281,6 +288,9 @@ class _Fields:
 @dataclass(frozen=True)
 class OnPolicyConfig(_Fields):
     """What every algorithm shares: how much to collect per update, the discount and the optimiser basics."""
+
+    INIT_LOG_STD: ClassVar[float] = DEFAULT_INIT_LOG_STD
+    """The policy's initial log std where [policy] init_log_std is unset (``TrainConfig.init_log_std``)."""
 
     rollout_steps: int = option(64, "Steps per environment per rollout (T); a rollout has T * num_envs samples.")
     gamma: float = option(0.95, "Discount factor.")
@@ -428,6 +438,10 @@ class A2CConfig(ScheduleFields, LossWeights, GAEFields, OnPolicyConfig):
 
     # Adam at a constant rate: on InvertedPendulum-v5 (60k steps, 5 seeds) neither Stable-Baselines3's settings
     # (RMSprop 7e-4, 5 steps, no advantage normalisation) nor a linear decay did better (docs/bench_algorithms.md).
+    # A narrower initial policy does: std exp(-1.1) = 0.33 of the action half-range, Stable-Baselines3's std of 1 on
+    # InvertedPendulum's [-3, 3] (robopg's -0.5 is 1.8 there); one gradient step per rollout cannot undo the drift
+    # the wider noise starts (docs/bench_algorithms.md).
+    INIT_LOG_STD: ClassVar[float] = -1.1
     optimizer: OptimizerKind = option(OptimizerKind.ADAM, "adam or rmsprop (alpha 0.99, eps 1e-5).")
     lr_schedule: LRSchedule = option(LRSchedule.CONSTANT, "constant, or linear (from learning_rate to 0 at total_steps).")
     rollout_steps: int = option(8, "Steps per environment per rollout (T): the n of n-step returns.")
@@ -467,6 +481,9 @@ class ReinforceConfig(CriticFitFields, OnPolicyConfig):
     learning_rate: float = option(3e-3, "Adam learning rate (policy, and critic for baseline = value).")
     returns: ReturnType = option(ReturnType.REWARD_TO_GO, "full (r(tau) for every step) or reward_to_go.")
     baseline: Baseline = option(Baseline.VALUE, "none, average (mean batch return) or value (learned V(x_t)).")
+    # The narrower initial policy of A2C (see there): InvertedPendulum-v5 at 200k steps, seeds 0-2, deployed 1000 1000
+    # 1000 against 1000 531 731 at -0.5 (docs/bench_algorithms.md).
+    INIT_LOG_STD: ClassVar[float] = -1.1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -601,6 +618,12 @@ class TrainConfig:
     def algorithm(self) -> OnPolicyConfig:
         """The section of the selected algorithm (``run.algo``)."""
         return getattr(self, self.run.algo.section)
+
+    @property
+    def init_log_std(self) -> float:
+        """The policy's initial log std: [policy] init_log_std, else the selected algorithm's default."""
+        own = self.policy.init_log_std
+        return self.algorithm.INIT_LOG_STD if own is None else own
 
     @property
     def batch_size(self) -> int:

@@ -11,6 +11,7 @@ types a file. Each value is checked once here, by the kind of its dataclass fiel
 | ``str`` | strings | ``5`` |
 | an ``Enum`` | its values (or members) | ``"sgd"`` for an ``Activation`` |
 | ``tuple[X, ...]`` | a list (or tuple) of X | ``64`` for ``hidden_sizes`` |
+| ``X`` or ``None`` | what X accepts; ``null`` (JSON) leaves it unset | ``"wide"`` for ``init_log_std`` |
 
 A refused value is a ``ValueError`` of one line: the file, ``[section] field = value``, what the field takes and
 a fix written like the field's default.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import types
 import typing
 from enum import Enum
 from typing import Any
@@ -47,6 +49,15 @@ def _field_kinds(section_cls: type) -> dict[str, tuple[Any, Any]]:
 
 def _checked(kind: tuple[Any, Any], value: Any, where: str) -> Any:
     annotation, default = kind
+    inner = optional_inner(annotation)
+    if inner is not None:  # X | None: None (JSON null, a run's config.json) keeps the field unset
+        if value is None:
+            return None
+        converted = _convert(inner, value)
+        if converted is _REFUSED:
+            raise ValueError(f"{where} = {_shown(value)} is not {_describe(inner)}. "
+                             f"Fix: write {_describe(inner)}, or leave the field out for its default")
+        return converted
     if typing.get_origin(annotation) is tuple:
         item = typing.get_args(annotation)[0]
         if isinstance(value, list | tuple):
@@ -59,6 +70,14 @@ def _checked(kind: tuple[Any, Any], value: Any, where: str) -> Any:
     if converted is _REFUSED:
         raise ValueError(_refusal(where, value, _describe(annotation), default))
     return converted
+
+
+def optional_inner(annotation: Any) -> Any:
+    """X of an ``X | None`` annotation, else None."""
+    args = typing.get_args(annotation)
+    if isinstance(annotation, types.UnionType) and len(args) == 2 and type(None) in args:
+        return next(a for a in args if a is not type(None))
+    return None
 
 
 _REFUSED = object()

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
-from robopg.config import Activation, PolicyConfig
+from robopg.config import DEFAULT_INIT_LOG_STD, Activation, PolicyConfig
 from robopg.distributions import gaussian_entropy, gaussian_log_prob
 from robopg.modules.normalizer import RunningNormalizer
 from robopg.storage import Sequences
@@ -95,7 +95,8 @@ class GaussianActorCritic(nn.Module):
                 raise ValueError("an asymmetric critic cannot share the actor's trunk; drop --shared-trunk")
             self.critic_normalizer = RunningNormalizer(self.critic_obs_dim, clip=cfg.obs_clip)
         self._build_networks(cfg, generator)
-        self.log_std = nn.Parameter(torch.full((act_dim,), float(cfg.init_log_std)))
+        init_log_std = DEFAULT_INIT_LOG_STD if cfg.init_log_std is None else cfg.init_log_std
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
         self.register_buffer("action_low", torch.from_numpy(low))
         self.register_buffer("action_high", torch.from_numpy(high))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -21,4 +23,4 @@ def build_policy(cfg: TrainConfig, facts: TaskFacts, generator: torch.Generator 
     critic_obs_dim = None if facts.privileged is None else facts.obs_dim + len(facts.privileged)
     policy_cls = GaussianActorCritic if cfg.policy.recurrent is Recurrent.NONE else RecurrentActorCritic
     return policy_cls(input_dim, facts.act_dim, np.array(facts.action_low), np.array(facts.action_high),
-                      cfg.policy, critic_obs_dim, generator)
+                      dataclasses.replace(cfg.policy, init_log_std=cfg.init_log_std), critic_obs_dim, generator)

@@ -4,7 +4,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 
 from robopg.cli import build_parser
 from robopg.config import EnvConfig, PPOConfig, TrainConfig, load_config
@@ -126,17 +128,20 @@ def test_every_field_of_every_section_is_type_checked(tmp_path):
     from enum import Enum
 
     from robopg.config import SECTIONS
+    from robopg.field_types import optional_inner
 
     checked = 0
     for section, section_cls in SECTIONS.items():
         for f in fields(section_cls):
             kind = typing.get_type_hints(section_cls)[f.name]
+            kind = optional_inner(kind) or kind  # X | None is checked as X (None only leaves it unset)
             wrong = {int: '"3"', float: '"0.5"', bool: "1", str: "5"}.get(kind, "64")  # tuples get a bare number
             if isinstance(kind, type) and issubclass(kind, Enum):
                 wrong = '"no-such-choice"'
             path = tmp_path / f"{section}_{f.name}.toml"
             path.write_text(f"[{section}]\n{f.name} = {wrong}\n")
-            with pytest.raises(ValueError, match=rf"\[{section}\] {f.name} = .* is not .* Fix: write it like the default"):
+            fix = "write it like the default" if f.default is not None else "write a number, or leave the field out"
+            with pytest.raises(ValueError, match=rf"\[{section}\] {f.name} = .* is not .* Fix: {fix}"):
                 load_config(path)
             checked += 1
     assert checked > 100  # every section's fields, the algorithm sections included
@@ -154,3 +159,30 @@ def test_minibatches_beyond_the_rollout_are_refused_before_training():
     with pytest.raises(ValueError, match=r"\[ppo\] minibatches = 64 is more than the 16 samples of a rollout "
                                          r"\(rollout_steps 8 x num_envs 2\); pass --minibatches 4"):
         TrainConfig().replace({"env": {"num_envs": 2}, "ppo": {"rollout_steps": 8, "minibatches": 64}})
+
+
+def test_the_initial_log_std_is_the_algorithms_unless_the_policy_section_sets_it(tmp_path):
+    """[policy] init_log_std unset: -0.5, a2c/a3c/reinforce -1.1 (docs/bench_algorithms.md); set (file or flag): that value.
+    The unset field stays unset through config.json, so a resumed run resolves it the same way."""
+    from robopg.facts import TaskFacts
+    from robopg.modules.actor_critic import GaussianActorCritic
+    from robopg.modules.build import build_policy
+
+    cfg = TrainConfig()
+    assert cfg.policy.init_log_std is None and cfg.init_log_std == -0.5
+    assert [cfg.replace({"run": {"algo": a}}).init_log_std for a in ("ppo-kl", "trpo", "reinforce", "a2c", "a3c")] == \
+        [-0.5, -0.5, -1.1, -1.1, -1.1]
+    assert cfg.replace({"run": {"algo": "a2c"}, "policy": {"init_log_std": 0}}).init_log_std == 0.0
+    saved = cfg.replace({"run": {"algo": "a2c"}}).to_dict()
+    assert saved["policy"]["init_log_std"] is None
+    assert TrainConfig.from_dict(json.loads(json.dumps(saved))).init_log_std == -1.1
+    path = tmp_path / "std.toml"
+    path.write_text('[policy]\ninit_log_std = "wide"\n')
+    with pytest.raises(ValueError, match=r'\[policy\] init_log_std = "wide" is not a number. Fix: write a number, or '
+                                         r"leave the field out for its default"):
+        load_config(path)
+    a2c = cfg.replace({"run": {"algo": "a2c"}, "env": {"task": "InvertedPendulum-v5", "randomization": "none"}})
+    policy = build_policy(a2c, TaskFacts.for_run(a2c))
+    assert torch.allclose(policy.log_std, torch.full((1,), -1.1))
+    bare = GaussianActorCritic(3, 2, np.array([-1.0, -1.0]), np.array([1.0, 1.0]), a2c.policy)  # no algorithm: -0.5
+    assert torch.allclose(bare.log_std, torch.full((2,), -0.5))
