@@ -162,7 +162,7 @@ def test_minibatches_beyond_the_rollout_are_refused_before_training():
 
 
 def test_the_initial_log_std_is_the_algorithms_unless_the_policy_section_sets_it(tmp_path):
-    """[policy] init_log_std unset: -0.5, a2c/a3c/reinforce -1.1 (docs/bench_algorithms.md); set (file or flag): that value.
+    """[policy] init_log_std unset: -0.5, a2c/a3c/reinforce -1.0 (docs/bench_algorithms.md); set (file or flag): that value.
     The unset field stays unset through config.json, so a resumed run resolves it the same way."""
     from robopg.facts import TaskFacts
     from robopg.modules.actor_critic import GaussianActorCritic
@@ -171,11 +171,11 @@ def test_the_initial_log_std_is_the_algorithms_unless_the_policy_section_sets_it
     cfg = TrainConfig()
     assert cfg.policy.init_log_std is None and cfg.init_log_std == -0.5
     assert [cfg.replace({"run": {"algo": a}}).init_log_std for a in ("ppo-kl", "trpo", "reinforce", "a2c", "a3c")] == \
-        [-0.5, -0.5, -1.1, -1.1, -1.1]
+        [-0.5, -0.5, -1.0, -1.0, -1.0]
     assert cfg.replace({"run": {"algo": "a2c"}, "policy": {"init_log_std": 0}}).init_log_std == 0.0
     saved = cfg.replace({"run": {"algo": "a2c"}}).to_dict()
     assert saved["policy"]["init_log_std"] is None
-    assert TrainConfig.from_dict(json.loads(json.dumps(saved))).init_log_std == -1.1
+    assert TrainConfig.from_dict(json.loads(json.dumps(saved))).init_log_std == -1.0
     path = tmp_path / "std.toml"
     path.write_text('[policy]\ninit_log_std = "wide"\n')
     with pytest.raises(ValueError, match=r'\[policy\] init_log_std = "wide" is not a number. Fix: write a number, or '
@@ -183,6 +183,6 @@ def test_the_initial_log_std_is_the_algorithms_unless_the_policy_section_sets_it
         load_config(path)
     a2c = cfg.replace({"run": {"algo": "a2c"}, "env": {"task": "InvertedPendulum-v5", "randomization": "none"}})
     policy = build_policy(a2c, TaskFacts.for_run(a2c))
-    assert torch.allclose(policy.log_std, torch.full((1,), -1.1))
+    assert torch.allclose(policy.log_std, torch.full((1,), -1.0))
     bare = GaussianActorCritic(3, 2, np.array([-1.0, -1.0]), np.array([1.0, 1.0]), a2c.policy)  # no algorithm: -0.5
     assert torch.allclose(bare.log_std, torch.full((2,), -0.5))
