@@ -500,6 +500,10 @@ class RunConfig:
     seed: int = option(0, "Seed for environments, network initialisation and sampling.")
     checkpoint_every: int = option(10, "Write a periodic checkpoint every this many iterations (0: final only).")
     torch_threads: int = option(1, "torch intra-op threads (the environments use the other cores).")
+    update_threads: int = option(
+        0, "torch intra-op threads during the update, while the environments wait for it (0: torch_threads); on a "
+        "machine to itself, its core count (docs/batched_engine.md). Synchronous runner; per rank under torchrun."
+    )
     device: Device = option(Device.CPU, "Where the policy and its update run: cpu, or cuda (the environments stay "
                             "on the CPU; under torchrun each rank takes the GPU of its local rank).")
     dist_timeout: float = option(300.0, "Under torchrun: seconds a rank waits in a collective for the others before "
@@ -525,6 +529,7 @@ class RunConfig:
         _check(self.total_steps >= 1, f"total_steps must be >= 1, got {self.total_steps}")
         _check(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         _check(self.torch_threads >= 1, f"torch_threads must be >= 1, got {self.torch_threads}")
+        _check(self.update_threads >= 0, f"update_threads must be >= 0 (0: torch_threads), got {self.update_threads}")
         object.__setattr__(self, "device", Device(self.device))
         _check(self.dist_timeout > 0, f"dist_timeout must be > 0 seconds, got {self.dist_timeout}; pass --dist-timeout 300")
 

@@ -6,10 +6,15 @@ and its metrics pool every rank's episodes (robopg/distributed.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
+
+import torch
 
 from robopg import seeds
 from robopg.collector import Collector
+from robopg.config import RunConfig
 from robopg.environment import make_training_env
 from robopg.runners.iteration import Iteration, Record, RunState
 from robopg.sequences import rollout_storage
@@ -38,6 +43,20 @@ def run(state: RunState, record: Record) -> dict[str, float]:
     return metrics
 
 
+@contextlib.contextmanager
+def update_threads(run: RunConfig) -> Iterator[None]:
+    """torch's intra-op threads at ``run.update_threads`` for the update (the environments idle meanwhile), back
+    to ``run.torch_threads`` for the collection."""
+    if not run.update_threads or run.update_threads == run.torch_threads:
+        yield
+        return
+    torch.set_num_threads(run.update_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(run.torch_threads)
+
+
 def iterate(state: RunState, collector: Collector) -> Iteration:
     """One rollout into the collector's storage and one update of the algorithm on it (on every rank)."""
     storage, world = collector.storage, state.world
@@ -45,7 +64,8 @@ def iterate(state: RunState, collector: Collector) -> Iteration:
     steps = collector.collect() * world.size  # every rank collects as many
     t1 = time.perf_counter()
     global_step = state.global_step + steps
-    metrics = state.algo.update(storage, global_step / state.cfg.run.total_steps, state.generator)
+    with update_threads(state.cfg.run):
+        metrics = state.algo.update(storage, global_step / state.cfg.run.total_steps, state.generator)
     # After the update, so the rollout's log-probs and the update used the same statistics.
     state.policy.update_normalizers(storage.obs, storage.critic_obs)
     t2 = time.perf_counter()

@@ -89,3 +89,24 @@ def test_resume_restores_the_hooks_and_refuses_a_checkpoint_without_their_state(
     again.hooks.append(Recorder())
     with pytest.raises(ValueError, match=r"holds no 'recorder' state.*Fix: resume without"):
         again.load_state_dict(load_checkpoint(plain / "latest.pt"), source=str(plain / "latest.pt"))
+
+
+def test_the_update_runs_on_update_threads_and_the_collection_on_torch_threads(tmp_path, monkeypatch):
+    """--update-threads N: torch uses N intra-op threads inside every update and torch_threads (1) around it."""
+    import torch
+
+    from robopg.algos.ppo import PPO
+
+    seen: list[tuple[int, int]] = []
+    update = PPO.update
+
+    def observed(self, storage, progress, generator):  # the real update, with the thread count around it
+        inside = torch.get_num_threads()
+        metrics = update(self, storage, progress, generator)
+        seen.append((inside, torch.get_num_threads()))
+        return metrics
+
+    monkeypatch.setattr(PPO, "update", observed)
+    Trainer(CFG.replace({"run": {"update_threads": 2, "checkpoint_every": 0}}), tmp_path / "run", progress=False).train()
+    assert seen == [(2, 2)] * 4  # 256 steps / (2 envs x 32): four updates, each at 2 threads
+    assert torch.get_num_threads() == 1  # the run's torch_threads again once each update is done
