@@ -47,10 +47,7 @@ def run(state: RunState, record: Record) -> dict[str, float]:
 def update_threads(run: RunConfig) -> Iterator[None]:
     """torch's intra-op threads at ``run.update_threads`` for the update (the environments idle meanwhile), back
     to ``run.torch_threads`` for the collection."""
-    if not run.update_threads or run.update_threads == run.torch_threads:
-        yield
-        return
-    torch.set_num_threads(run.update_threads)
+    torch.set_num_threads(run.update_threads or run.torch_threads)
     try:
         yield
     finally:
