@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument(
         "--precise-timing",
         action="store_true",
-        help="wake 1 ms before each deadline, run 2 warm-up ticks, then spin: ticks start on time and run warm, "
+        help="wake 1 ms before each deadline, run 8 warm-up ticks, then spin: ticks start on time and run warm, "
         "for at most spin x rate of one core (2.5%% at 25 Hz)",
     )
     loop.add_argument("--cpu", type=int, metavar="N", help="with --precise-timing: pin the loop to CPU N")

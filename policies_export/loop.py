@@ -12,9 +12,10 @@ action per period).
 Precise timing (``LoopConfig.precise``, off unless asked): an OS sleep wakes up late (50-100 us on an idle
 machine, milliseconds on a loaded one), and a tick that follows 40 ms of idling finds its code and data out of
 the CPU's caches and the core in a deep idle state, so the same tick takes an order of magnitude longer than back
-to back (scripts/bench_runtime.py). With ``PreciseTiming`` the loop sleeps only until ``spin_s`` before the deadline, runs two dummy
+to back (scripts/bench_runtime.py). With ``PreciseTiming`` the loop sleeps only until ``spin_s`` before the deadline, runs eight dummy
 ticks (``Controller.warm_up``: the whole checks + inference path, not only onnxruntime, which leaves the Python
-and numpy half cold), then spins on the clock until the deadline.
+and numpy half cold; on the last observation in the form it came, so the path the tick takes is the one warmed),
+then spins on the clock until the deadline.
 Optionally the loop's thread is pinned to one CPU and runs under SCHED_FIFO (``cpu``, ``priority``), so that on a
 loaded machine it is neither woken late nor preempted mid-tick. Its cost is the spin: about ``spin_s * rate`` of
 one core at most (2.5% at 25 Hz with the default 1 ms), measured with the latencies by ``scripts/bench_runtime.py``.
@@ -70,8 +71,10 @@ class PreciseTiming:
     spin_s: float = 0.001
     """Sleep until this long before each deadline, then spin on the clock; at most a quarter of the period is
     spun (a 500 Hz loop spins 0.5 ms of its 2 ms). Longer absorbs later wake-ups, and costs more CPU."""
-    warm_ups: int = 2
-    """Dummy ticks (``Controller.warm_up``) on waking, before the spin, so the tick runs warm; 0 for none."""
+    warm_ups: int = 8
+    """Dummy ticks (``Controller.warm_up``) on waking, before the spin, so the tick runs warm; 0 for none. Each
+    costs about one back-to-back tick (15-30 us here): 8 at 25 Hz are ~0.5% of a core. Measured at 25 Hz
+    (FetchReach MLP, 3 rounds of 300 ticks): p99 43-56 us with 8, 55-77 us with 4."""
     cpu: int | None = None
     """Pin the loop's thread to this CPU for the run (Linux ``sched_setaffinity``; restored afterwards); None
     leaves scheduling to the OS. Pick a core the robot's other real-time work does not use."""

@@ -138,6 +138,9 @@ class Controller:
             for name, size, start in _field_offsets(self.layout)
         )
         self._raw_row = self._raw_buf[0]
+        self._raw_fields = {name: view for name, _, view in self._field_views}
+        """The last raw observation as a dict of views into ``_raw_buf``: what ``warm_up`` replays after dict ticks."""
+        self._last_obs: np.ndarray | dict[str, np.ndarray] = self._raw_row
         self._obs_row = self._obs_buf[0]
         self._ticks = 0
         self._frames = _HistoryViews(self._input_buf[0], self.obs_dim, self.act_dim, self.history)
@@ -228,8 +231,10 @@ class Controller:
         """
         if isinstance(obs, Mapping):
             self._fill_from_dict(obs)
+            self._last_obs = self._raw_fields
         else:
             self._fill_from_flat(obs)
+            self._last_obs = self._raw_row
         self._ticks += 1
         self.safety.begin_tick()
 
@@ -365,19 +370,21 @@ class Controller:
             _check_real_dtype(a, what="state")
         return tuple(a.astype(np.float32, copy=True) for a in arrays)
 
-    def warm_up(self, ticks: int = 2) -> None:
+    def warm_up(self, ticks: int = 8) -> None:
         """Run ``ticks`` dummy ticks on the last observation and discard them, to bring the tick's code and data
         back into the CPU's caches before a deadline (the paced loop's ``PreciseTiming`` calls it). After 40 ms
         of idling (25 Hz) a tick otherwise takes an order of magnitude longer than back to back
         (scripts/bench_runtime.py).
 
         The dummy ticks run through a shadow controller: the same onnxruntime session and code path, its own
-        buffers, history and safety state, so this controller's state, history and counters are untouched.
+        buffers, history and safety state, so this controller's state, history and counters are untouched. They
+        replay the last observation in the form it came (a dict of fields, or a flat vector), read from this
+        controller's buffers, so the path the next tick takes is the one warmed.
         """
         if self._shadow is None:
             self._shadow = Controller(self._session, self.metadata, self.path, self.safety.config)
         for _ in range(ticks):
-            self._shadow.act(self._raw_row)
+            self._shadow.act(self._last_obs)
 
     def reset(self) -> None:
         """Start of an episode: the held action goes back to neutral, the watchdog starts over, the history

@@ -66,7 +66,7 @@ TARGET_P50_US, TARGET_P99_US = 25.0, 60.0
 TARGET_PACED_P99_US, TARGET_LATENESS_P99_US = 60.0, 200.0
 TIMING_NAMES = {
     "sleep": "sleep (default)",
-    "precise": "precise: 2 warm-up ticks + 1 ms spin",
+    "precise": "precise: 8 warm-up ticks + 1 ms spin",
     "precise_rt": "precise + SCHED_FIFO",
 }
 

@@ -255,6 +255,19 @@ def test_warm_up_leaves_the_controllers_state_and_history_untouched(write_policy
     assert warmed.stats == plain.stats and warmed.stats["ticks"] == 8
 
 
+def test_warm_up_replays_the_last_observation_in_the_form_it_came(policy_path: Path) -> None:
+    """The dummy ticks take the path the next real tick takes: after a dict tick a dict of the same values, after a
+    flat one the flat vector; either way the shadow's input equals the last real one."""
+    ctrl = Controller.load(policy_path)
+    for obs in ({"joint_pos": OBSERVATIONS[1][:3], "goal": OBSERVATIONS[1][3:]}, OBSERVATIONS[2]):
+        ctrl.act(obs)
+        ctrl.warm_up(1)
+        as_dict = isinstance(obs, dict)
+        assert isinstance(ctrl._shadow._last_obs, dict) == as_dict
+        np.testing.assert_array_equal(ctrl._shadow.last_input, ctrl.last_input)
+    assert ctrl.stats["ticks"] == 2
+
+
 def test_pinning_and_real_time_priority_apply_during_the_loop_only(policy_path: Path, tmp_path: Path) -> None:
     seen = []
 
