@@ -214,21 +214,23 @@ def markdown(results: dict) -> str:
 
 def ordering_lines(results: dict) -> list[str]:
     """Per preset with all three of PENG_ORDER's variants: their success averaged over the shipped profiles and
-    seeds, and whether the ranking is Peng et al.'s (LSTM > feed-forward + history > feed-forward)."""
+    the seeds all three have (a variant with more seeds is not compared on its extra ones), and whether the ranking
+    is Peng et al.'s (LSTM > feed-forward + history > feed-forward)."""
     lines = []
     for preset in sorted({r["preset"] for r in results["runs"]}):
-        means = {}
-        for variant, _ in PENG_ORDER:
-            values = [v for r in results["runs"] if r["preset"] == preset and r["variant"] == variant
-                      for cell, v in r["success"].items() if cell != TRAINING]
-            if values:
-                means[variant] = float(np.mean(values))
-        if len(means) < len(PENG_ORDER):
+        runs = [r for r in results["runs"] if r["preset"] == preset]
+        seed_sets = [{r["seed"] for r in runs if r["variant"] == v} for v, _ in PENG_ORDER]
+        seeds = sorted(set.intersection(*seed_sets))
+        if not seeds:
             continue
+        means = {v: float(np.mean([value for r in runs if r["variant"] == v and r["seed"] in seeds
+                                   for cell, value in r["success"].items() if cell != TRAINING]))
+                 for v, _ in PENG_ORDER}
         ranked = " > ".join(f"{name} {means[v]:.2f}" for v, name in sorted(PENG_ORDER, key=lambda p: -means[p[0]]))
         scores = [means[v] for v, _ in PENG_ORDER]
         verdict = "reproduces" if scores[0] > scores[1] > scores[2] else "does not reproduce"
-        lines += [f"{preset}, mean success under the shipped profiles: {ranked}; this {verdict} Peng et al. 2018's "
+        lines += [f"{preset}, mean success under the shipped profiles (seed{'s' if len(seeds) > 1 else ''} "
+                  f"{', '.join(map(str, seeds))}): {ranked}; this {verdict} Peng et al. 2018's "
                   "ordering (LSTM > feed-forward + history > feed-forward).", ""]
     return lines
 
