@@ -207,7 +207,8 @@ def markdown(results: dict) -> str:
             row.append("" if value is None else f"{value:.2f}" + (f" [{falls}]" if falls else ""))
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Targets (the manipulation issue): " + "; ".join(
-        f"{p}: >= {a:.2f} in training, >= {b:.2f} under every profile" for p, (a, b) in TARGETS.items()), ""]
+        f"{p}: >= {a:.2f} in training, >= {b:.2f} under every profile" for p, (a, b) in TARGETS.items())
+        + "; fetch-slide: measured and reported (no target), within 10M steps", ""]
     lines += ordering_lines(results)
     return "\n".join(lines)
 
