@@ -67,6 +67,7 @@ TARGETS = {  # preset -> (training distribution, every profile), from the manipu
     "fetch-pick-and-place": (0.80, 0.70),
     "fetch-reach": (0.95, 0.90),
 }
+MEASURED_ONLY = {"fetch-slide": "measured and reported (no target), within 10M steps"}  # the issue's other rows
 
 
 def run_dir(root: Path, preset: str, variant: str, seed: int) -> Path:
@@ -207,8 +208,8 @@ def markdown(results: dict) -> str:
             row.append("" if value is None else f"{value:.2f}" + (f" [{falls}]" if falls else ""))
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Targets (the manipulation issue): " + "; ".join(
-        f"{p}: >= {a:.2f} in training, >= {b:.2f} under every profile" for p, (a, b) in TARGETS.items())
-        + "; fetch-slide: measured and reported (no target), within 10M steps", ""]
+        [f"{p}: >= {a:.2f} in training, >= {b:.2f} under every profile" for p, (a, b) in TARGETS.items()]
+        + [f"{p}: {what}" for p, what in MEASURED_ONLY.items()]), ""]
     lines += ordering_lines(results)
     return "\n".join(lines)
 

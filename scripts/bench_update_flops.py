@@ -30,11 +30,12 @@ def linear_macs(module: torch.nn.Module, batch: int) -> int:
     return sum(m.in_features * m.out_features * batch for m in module.modules() if isinstance(m, torch.nn.Linear))
 
 
-def random_batch(policy, input_dim: int, critic_dim: int, act_dim: int, size: int, gen: torch.Generator) -> Batch:
-    obs = torch.randn(size, input_dim, generator=gen)
-    critic_obs = obs if critic_dim == input_dim else torch.randn(size, critic_dim, generator=gen)
+def random_batch(policy, size: int, gen: torch.Generator) -> Batch:
+    """A minibatch of ``size`` random inputs of the policy's shapes, with pi_old's values from the policy itself."""
+    obs = torch.randn(size, policy.obs_dim, generator=gen)
+    critic_obs = torch.randn(size, policy.critic_obs_dim, generator=gen) if policy.asymmetric else obs
     with torch.no_grad():
-        actions = torch.randn(size, act_dim, generator=gen) * 0.3
+        actions = torch.randn(size, policy.act_dim, generator=gen) * 0.3
         log_probs, _, values, means = policy.evaluate(obs, actions, critic_obs, None)
     return Batch(obs=obs, critic_obs=critic_obs, actions=actions, log_probs=log_probs, means=means,
                  log_std=policy.log_std.detach().clone(), values=values,
@@ -64,13 +65,12 @@ def main() -> None:
     ppo = PPO(policy, cfg.ppo)
     samples = cfg.env.num_envs * cfg.ppo.rollout_steps
     size = samples // cfg.ppo.minibatches
-    critic_dim = next(m for m in policy.critic.modules() if isinstance(m, torch.nn.Linear)).in_features
-    input_dim = next(m for m in policy.actor.modules() if isinstance(m, torch.nn.Linear)).in_features
-    batch = random_batch(policy, input_dim, critic_dim, facts.act_dim, size, gen)
-    macs = 3 * linear_macs(policy, size)  # forward + input gradients + weight gradients
+    batch = random_batch(policy, size, gen)
+    forward = linear_macs(policy, size)
+    macs = 3 * forward  # forward + input gradients + weight gradients
     steps_per_update = cfg.ppo.epochs * cfg.ppo.minibatches
     print(f"preset {args.preset}: rollout {samples} samples, {cfg.ppo.epochs} epochs x {cfg.ppo.minibatches} "
-          f"minibatches of {size}; actor+critic {macs / 3 / size / 1e3:.0f}k MACs per sample forward; "
+          f"minibatches of {size}; actor+critic {forward / size / 1e3:.0f}k MACs per sample forward; "
           f"{macs * steps_per_update * 2 / 1e9:.1f} GFLOP per update")
     width = cfg.policy.hidden_sizes[0]
     a, w = torch.randn(size, width, generator=gen), torch.randn(width, width, generator=gen)

@@ -10,8 +10,8 @@ Variants, each on a fresh copy of the model, interleaved in rounds so the machin
 
 - ``default``: the model as gymnasium-robotics ships it.
 - ``touching_pairs_only``: collisions only between geom pairs that touched in a random-action exploration run
-  (``--explore-steps`` control steps): the other geoms get contype = conaffinity = 0 and the touching pairs are
-  listed as explicit ``<pair>``s. This **changes dynamics** wherever a pruned pair would have touched (a policy
+  (``--explore-steps`` control steps), set through contype / conaffinity bits (one bit per pair, ``prune_to``).
+  This **changes dynamics** wherever a pruned pair would have touched (a policy
   can drive the arm where random actions did not), so it is not a default; it measures what collision pruning
   could give.
 - ``sparse_jacobian``: ``opt.jacobian`` sparse instead of MuJoCo's auto choice (dense below 60 dofs); the
@@ -65,7 +65,6 @@ def run(env, steps: int, seed: int, record_pairs: bool = False) -> dict:
     for t in range(steps):
         if t and t % 50 == 0:
             env.reset(seed=seed + t)
-        d.timer[mujoco.mjtTimer.mjTIMER_STEP].duration = 0.0
         for key in STAGES.values():
             d.timer[key].duration = 0.0
         t0 = time.perf_counter()
@@ -82,7 +81,7 @@ def run(env, steps: int, seed: int, record_pairs: bool = False) -> dict:
             for c in d.contact[: d.ncon]:
                 pairs.add((min(c.geom1, c.geom2), max(c.geom1, c.geom2)))
     return {"us_per_step": {k: 1e6 * v / calls for k, v in totals.items()},
-            "env_step_us": 1e6 * wall / steps, "mj_steps": calls,
+            "env_step_us": 1e6 * wall / steps,
             "contacts": contacts / calls, "rows": rows / calls, "solver_iterations": iters / calls, "pairs": pairs}
 
 
