@@ -8,6 +8,7 @@ For each preset (robopg/presets/) and seed this trains runs through the `robopg`
     lstm         the preset with an LSTM actor (--recurrent lstm; the memory runs on the same input, last actions
                  included, as Peng et al.'s LSTM saw the previous action)
     feedforward  the preset without the action history (--action-history 0): a plain feed-forward policy
+    adr          automatic domain randomisation instead of the preset's curriculum (--adr --no-curriculum)
 
 The default variants are randomized and none; `--variants randomized lstm feedforward` gives Peng et al. 2018's
 comparison (real robot: LSTM 0.89 > feed-forward with history 0.70 > feed-forward 0.67), and the report says
@@ -56,6 +57,7 @@ VARIANTS = {
     "none": ("--randomization", "none", "--no-curriculum"),
     "lstm": ("--recurrent", "lstm"),
     "feedforward": ("--action-history", "0"),
+    "adr": ("--adr", "--no-curriculum"),
 }
 DEFAULT_VARIANTS = ("randomized", "none")
 PENG_ORDER = (("lstm", "LSTM"), ("randomized", "feed-forward + history"), ("feedforward", "feed-forward"))
@@ -247,7 +249,8 @@ def plot(results: dict, path: Path) -> None:
     if not presets:
         return
     fig, axes = plt.subplots(len(presets), 3, figsize=(16, 4.2 * len(presets)), squeeze=False)
-    colors = {"randomized": "tab:blue", "none": "tab:orange", "lstm": "tab:green", "feedforward": "tab:purple"}
+    colors = {"randomized": "tab:blue", "none": "tab:orange", "lstm": "tab:green", "feedforward": "tab:purple",
+              "adr": "tab:red"}
     cells = [TRAINING, *envs.list_profiles()]
     for row, preset in enumerate(presets):
         runs = [r for r in results["runs"] if r["preset"] == preset]

@@ -1,25 +1,28 @@
-"""Sim-to-real transfer report: train five variants per task, deploy each exported file into reality profiles.
+"""Sim-to-real transfer report on the presets: what each part of a recipe buys on the simulated robot's profiles.
 
-For each task (FetchPush-v4, FetchPickAndPlace-v4, and FetchReach-v4 as the control task PPO solves within
-this machine's budget) this trains, through the `robopg` CLI:
+For each preset (fetch-reach, fetch-push, fetch-pick-and-place; robopg/presets/) at its own budget, this trains
+one seed of each variant through the `robopg` CLI:
 
-    (a) none        no randomisation
-    (b) random      randomisation over envs/specs/sim2real.toml
-    (c) random+asym randomisation + asymmetric critic (privileged inputs for the critic only)
-    (d) adr         automatic domain randomisation with sim2real.toml's ranges as the limits
-    (e) lstm        randomisation + an LSTM actor (--recurrent lstm; its critic has its own LSTM), memory being how
-                    a policy infers the robot it is on (Peng et al. 2018)
+    none         the preset without randomisation (--randomization none --no-curriculum)
+    randomized   the preset as shipped: wide randomisation ramped in by its curriculum, the last actions in the
+                 input, asymmetric critic where the preset has one
+    adr          automatic domain randomisation instead of the curriculum (--adr --no-curriculum; the spec's
+                 ranges are ADR's limits)
+    lstm         the preset with an LSTM actor (--recurrent lstm): memory, how a policy infers the robot it is on
+                 (Peng et al. 2018)
+    feedforward  the preset without the action history (--action-history 0)
 
-then exports each run to ONNX and evaluates the file with `robopg evaluate` (the controller runtime against
-the simulated robot, deterministic actions) on the nominal simulator and on shipped reality profiles
-(heavier / lighter object, low / high friction, 2 and 3 steps of latency, doubled sensor noise).
+then exports each run to ONNX and evaluates the file through the controller runtime (deterministic actions, 50
+episodes per cell, evaluation seed 10000) in the preset's training distribution at full width and under every
+shipped reality profile (envs/profiles/). The runs and their evaluations are scripts/bench_manipulation.py's
+(same directories, same caches): a run either script finished is reused, an interrupted one is resumed.
 
-    python scripts/transfer_report.py                       # the report in docs/transfer_report.md
-    python scripts/transfer_report.py --tasks FetchPush-v4 --steps 300000 --episodes 20   # a quicker look
+    python scripts/transfer_report.py                                   # every preset and variant (many hours)
+    python scripts/transfer_report.py --presets fetch-reach             # ~5 min
+    python scripts/transfer_report.py --report-only                     # tables from the runs there are
 
-Writes docs/transfer_report.json (every evaluation), docs/transfer_report.md (tables, settings, command) and
-docs/transfer_report.png (success per profile). Finished runs and evaluations in --out-dir are reused, so an
-interrupted report continues where it stopped.
+Writes docs/transfer_report.json (every cell), docs/transfer_report.md (tables, what the unrandomised policy
+loses and whether each variant keeps it, ADR's final ranges, Peng et al.'s ordering) and docs/transfer_report.png.
 """
 
 from __future__ import annotations
@@ -28,261 +31,182 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from envs.randomization import SPECS_DIR
-
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = SPECS_DIR / "sim2real.toml"
-PROFILES = ("nominal", "object_heavy", "object_light", "friction_low", "friction_high", "latency_2", "latency_3",
-            "sensor_noise_x2")
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+import bench_manipulation as bench  # noqa: E402  (the runs, their training and evaluation are shared)
+
+import envs  # noqa: E402
+from robopg.config import resolve_config  # noqa: E402
+
+PRESETS = ("fetch-reach", "fetch-push", "fetch-pick-and-place")
+VARIANTS = {  # key -> label, in table order; the flags are bench_manipulation.VARIANTS'
+    "none": "(a) no randomisation",
+    "randomized": "(b) preset: randomisation + curriculum + action history",
+    "adr": "(c) ADR instead of the curriculum",
+    "lstm": "(d) LSTM actor",
+    "feedforward": "(e) no action history",
+}
 DROP = 0.1  # "drops clearly": the unrandomised policy loses more than this much success against nominal
 GOAL = 0.8
 
 
-@dataclass(frozen=True)
-class Variant:
-    key: str
-    label: str
-    flags: tuple[str, ...]
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per cell")
+    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "bench_manipulation")
+    parser.add_argument("--report-only", action="store_true",
+                        help="no training: report the runs there are (an unfinished one at its newest checkpoint)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "transfer_report")
+    args = parser.parse_args()
+
+    report: dict = {"command": " ".join(["python scripts/transfer_report.py", *sys.argv[1:]]),
+                    "machine": f"{platform.machine()}, {os.cpu_count()} cores", "seed": args.seed,
+                    "episodes": args.episodes, "eval_seed": bench.EVAL_SEED, "cells": [bench.TRAINING,
+                                                                                       *envs.list_profiles()],
+                    "runs": [], "missing": []}
+    for preset in args.presets:
+        for variant in args.variants:
+            out = bench.run_dir(args.runs_dir, preset, variant, args.seed)
+            if not args.report_only:
+                bench.train(preset, variant, args.seed, out, None)
+            newest = bench.newest_checkpoint(out)
+            if newest is None:
+                report["missing"].append({"preset": preset, "variant": variant, "command": " ".join(
+                    bench.train_command(preset, variant, args.seed, out, None)[1:])})
+                continue
+            checkpoint, steps = newest
+            cells = bench.evaluate(out, checkpoint, preset, args.episodes)
+            report["runs"].append({
+                "preset": preset, "variant": variant, "run_dir": str(out), "steps": steps,
+                "budget": resolve_config(preset, None, {}).run.total_steps,
+                "train_minutes": bench.curve(out, steps)["minutes"][-1],
+                "training_success": training_success(out, steps),
+                "success": {cell: r["success_rate"] for cell, r in cells.items()},
+                "fallbacks": {cell: r["fallbacks"] for cell, r in cells.items()},
+                "adr_ranges": adr_ranges(out) if variant == "adr" else None,
+            })
+            print(f"{preset} {variant}: " + " ".join(f"{c}={r['success_rate']:.2f}" for c, r in cells.items()),
+                  flush=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    args.out.with_suffix(".md").write_text(markdown(report))
+    plot(report, args.out.with_suffix(".png"))
+    print(f"wrote {args.out}.json, .md, .png")
 
 
-VARIANTS = (
-    Variant("none", "(a) no randomisation", ("--randomization", "none")),
-    Variant("random", "(b) randomisation", ("--randomization", str(SPEC))),
-    Variant("asym", "(c) randomisation + asymmetric critic", ("--randomization", str(SPEC), "--asymmetric-critic")),
-    Variant("adr", "(d) ADR", ("--randomization", str(SPEC), "--adr")),
-    Variant("lstm", "(e) randomisation + LSTM", ("--randomization", str(SPEC), "--recurrent", "lstm")),
-)
-# The same PPO settings for every variant and task: 32 envs x 64 steps per rollout.
-COMMON = ("--algo", "ppo", "--num-envs", "32", "--rollout-steps", "64", "--gamma", "0.98",
-          "--hidden-sizes", "128", "128", "--minibatches", "4", "--checkpoint-every", "50", "--no-progress")
+def training_success(out: Path, up_to: int) -> float:
+    """Success over the last 10 logged iterations up to env step ``up_to`` (metrics.csv)."""
+    values = [s for s in bench.curve(out, up_to)["success"] if s == s][-10:]
+    return float(np.mean(values)) if values else float("nan")
 
 
-@dataclass(frozen=True)
-class TaskSetup:
-    train_task: str  # the id trained on (Reach trains on its Dense twin; success is the same test)
-    steps: int  # default training steps per run
-    flags: tuple[str, ...]
-
-
-TASKS = {
-    "FetchReach-v4": TaskSetup("FetchReachDense-v4", 150_000, ("--reward", "task")),
-    # Fewer epochs and a small entropy bonus: with 10 epochs and none, the action std collapsed before PPO found
-    # how to push (success stayed at chance for 1.5M steps); with these it climbs past 0.6 by 1.1M steps.
-    "FetchPush-v4": TaskSetup("FetchPush-v4", 1_500_000, ("--reward", "shaped", "--reach-offset", "0.05",
-                                                          "--epochs", "5", "--entropy-coef", "0.005")),
-    "FetchPickAndPlace-v4": TaskSetup("FetchPickAndPlace-v4", 500_000, ("--reward", "shaped")),
-}
-
-
-def robopg(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "robopg", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return done
-
-
-def train_and_export(task: str, variant: Variant, steps: int, seed: int, out_dir: Path) -> Path:
-    setup = TASKS[task]
-    run_dir = out_dir / f"{task}_{variant.key}_s{seed}"
-    policy = run_dir / "policy.onnx"
-    if policy.is_file():
-        return policy
-    if (run_dir / "final.pt").is_file():
-        pass  # trained already; only the export is missing
-    elif (run_dir / "config.json").is_file():
-        robopg("train", "--resume", str(run_dir), "--no-progress")
-    else:
-        t0 = time.perf_counter()
-        robopg("train", "--task", setup.train_task, *COMMON, *setup.flags, *variant.flags, "--total-steps", str(steps),
-               "--seed", str(seed), "--out", str(run_dir))
-        print(f"  trained {run_dir.name} in {time.perf_counter() - t0:.0f} s", flush=True)
-    robopg("export", str(run_dir), "--out", str(policy))
-    return policy
-
-
-def evaluate(policy: Path, task: str, profile: str, episodes: int, seed: int) -> dict:
-    cache = policy.parent / f"eval_{profile}_{episodes}ep_s{seed}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    done = robopg("evaluate", str(policy), "--task", task, "--profile", profile, "--episodes", str(episodes),
-                  "--seed", str(seed), "--json")
-    result = json.loads(done.stdout[done.stdout.index("{"):])
-    cache.write_text(json.dumps(result, indent=2))
-    return result
-
-
-def adr_ranges(run_dir: Path) -> dict[str, list[float]]:
-    """Final ADR ranges of a run (from its last metrics row)."""
-    import csv
-
-    with (run_dir / "metrics.csv").open() as f:
-        last = list(csv.DictReader(f))[-1]
+def adr_ranges(out: Path) -> dict[str, list[float]]:
+    """ADR's final ranges (from the run's last metrics row) and the share of the limits they cover."""
+    last = bench.read_metrics(out)[-1]
     names = sorted({k[4:-4] for k in last if k.startswith("adr_") and k.endswith("_low")})
     return {n: [float(last[f"adr_{n}_low"]), float(last[f"adr_{n}_high"])] for n in names} | {
         "coverage": [float(last["adr_coverage"])]}
 
 
-def training_summary(run_dir: Path) -> dict[str, float]:
-    """Success over the last 10 iterations and the minutes spent collecting and updating (from metrics.csv)."""
-    import csv
-
-    with (run_dir / "metrics.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    tail = [float(r["success_rate"]) for r in rows[-10:] if r["success_rate"] not in ("", "nan")]
-    seconds = sum(float(r["collect_seconds"]) + float(r["update_seconds"]) for r in rows)
-    return {"success": float(np.mean(tail)) if tail else float("nan"), "minutes": seconds / 60}
+def cell(success: float | None, fallbacks: int) -> str:
+    return "" if success is None else f"{success:.2f}" + (f" [{fallbacks}]" if fallbacks else "")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--variants", nargs="+", default=[v.key for v in VARIANTS],
-                        choices=[v.key for v in VARIANTS])
-    parser.add_argument("--steps", type=int, help="training steps per run (default: per task, see TASKS)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per profile")
-    parser.add_argument("--profiles", nargs="+", default=list(PROFILES))
-    parser.add_argument("--jobs", type=int, default=2, help="trainings / evaluations run at once")
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "transfer")
-    parser.add_argument("--docs", type=Path, default=ROOT / "docs")
-    args = parser.parse_args()
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    variants = [v for v in VARIANTS if v.key in args.variants]
-
-    jobs = [(task, v) for task in args.tasks for v in variants]
-    steps = {task: args.steps or TASKS[task].steps for task in args.tasks}
-    with ThreadPoolExecutor(args.jobs) as pool:
-        policies = dict(zip(jobs, pool.map(
-            lambda job: train_and_export(job[0], job[1], steps[job[0]], args.seed, args.out_dir), jobs), strict=True))
-        evals = [(task, v, p) for (task, v) in jobs for p in args.profiles]
-        results = list(pool.map(
-            lambda e: evaluate(policies[(e[0], e[1])], TASKS[e[0]].train_task, e[2], args.episodes, 10_000 + args.seed),
-            evals))
-
-    rows = []
-    for (task, v, profile), result in zip(evals, results, strict=True):
-        run_dir = policies[(task, v)].parent
-        rows.append({"task": task, "variant": v.key, "label": v.label, "profile": profile,
-                     "success_rate": result["success_rate"], "mean_return": result["mean_return"],
-                     "fallbacks": result["fallbacks"], "episodes": result["episodes"],
-                     "run_dir": str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir)})
-    report = {
-        "command": " ".join(["python scripts/transfer_report.py", *sys.argv[1:]]),
-        "steps": steps, "seed": args.seed, "task_flags": {t: " ".join(TASKS[t].flags) for t in args.tasks},
-        "train_tasks": {t: TASKS[t].train_task for t in args.tasks}, "episodes": args.episodes, "eval_seed": 10_000 + args.seed,
-        "spec": str(SPEC.relative_to(ROOT)), "common_flags": " ".join(COMMON),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "training": {f"{t}/{v.key}": training_summary(policies[(t, v)].parent) for t, v in jobs},
-        "adr_ranges": {t: adr_ranges(policies[(t, v)].parent) for t, v in jobs if v.key == "adr"},
-        "rows": rows,
-    }
-    args.docs.mkdir(parents=True, exist_ok=True)
-    (args.docs / "transfer_report.json").write_text(json.dumps(report, indent=2))
-    (args.docs / "transfer_report.md").write_text(markdown(report, args.tasks, variants, args.profiles))
-    plot(report, args.tasks, variants, args.profiles, args.docs / "transfer_report.png")
-    print((args.docs / "transfer_report.md").read_text())
-
-
-def success_table(report: dict, task: str, variants: list[Variant], profiles: list[str],
-                  column: str = "success_rate") -> dict[str, dict[str, float]]:
-    table: dict[str, dict[str, float]] = {v.key: {} for v in variants}
-    for row in report["rows"]:
-        if row["task"] == task:
-            table[row["variant"]][row["profile"]] = row[column]
-    return table
-
-
-def cell(success: float, fallbacks: int) -> str:
-    return f"{success:.2f}" + (f" [{fallbacks}]" if fallbacks else "")
-
-
-def markdown(report: dict, tasks: list[str], variants: list[Variant], profiles: list[str]) -> str:
+def markdown(report: dict) -> str:
+    cells = report["cells"]
     lines = [
         "# Sim-to-real transfer report", "",
-        f"Command: `{report['command']}` on {report['machine']}; training took "
-        f"{sum(t['minutes'] for t in report['training'].values()):.0f} min of collection and updates in all"
-        " (two runs at a time).", "",
-        f"Each policy: PPO, seed {report['seed']}, flags `{report['common_flags']}` plus the task's own (below);"
-        f" randomised variants use `{report['spec']}`. Each cell is the success rate of the exported ONNX file run by"
-        f" the controller runtime (`robopg evaluate`, deterministic actions) over {report['episodes']} episodes"
-        f" (evaluation seed {report['eval_seed']}) under the reality profile of the column (`envs/profiles/`);"
-        " [n] counts the ticks (of 50 x 50) where the runtime's safety layer sent its safe action instead, almost all"
-        " for observations outside the range the policy's normaliser saw in training.", "",
+        f"Command: `{report['command']}` ({report['machine']}).", "",
+        f"Each row: one preset (robopg/presets/) trained at its own budget, seed {report['seed']}, with one change "
+        "(the variant); the runs are `scripts/bench_manipulation.py`'s. Each cell is the success rate of the exported "
+        "ONNX file run by the controller runtime (deterministic actions) over "
+        f"{report['episodes']} episodes (evaluation seed {report['eval_seed']}): `training` in the preset's own "
+        "randomisation at full width, the others under the shipped reality profiles (envs/profiles/). [n] counts "
+        "the ticks where the runtime's safety layer sent its safe action instead (almost all for observations "
+        "outside the range the policy's normaliser saw in training). `train success` is the training log's last "
+        "10 iterations, in the (curriculum's current) training distribution.", "",
     ]
-    for task in tasks:
-        table = success_table(report, task, variants, profiles)
-        fallbacks = success_table(report, task, variants, profiles, "fallbacks")
-        lines += [f"## {task}", "",
-                  f"Trained on `{report['train_tasks'][task]}` for {report['steps'][task]:,} steps with "
-                  f"`{report['task_flags'][task]}`.", "",
-                  "| variant | " + " | ".join(profiles) + " | training success | training min |",
-                  "|---|" + "---|" * (len(profiles) + 2)]
-        for v in variants:
-            cells = [cell(table[v.key][p], fallbacks[v.key][p]) for p in profiles]
-            train = report["training"][f"{task}/{v.key}"]
-            lines.append(f"| {v.label} | " + " | ".join(cells) + f" | {train['success']:.2f} | {train['minutes']:.0f} |")
-        lines += ["", *goal_lines(table, variants, profiles), ""]
-        if task in report["adr_ranges"]:
-            ranges = report["adr_ranges"][task]
+    for preset in dict.fromkeys(r["preset"] for r in report["runs"]):
+        runs = {r["variant"]: r for r in report["runs"] if r["preset"] == preset}
+        lines += [f"## {preset}", "",
+                  "| variant | steps | train min | train success | " + " | ".join(cells) + " |",
+                  "|---|" + "---|" * (3 + len(cells))]
+        for key, label in VARIANTS.items():
+            if key not in runs:
+                continue
+            run = runs[key]
+            unfinished = run["steps"] < run["budget"]
+            steps = f"{run['steps'] / 1e6:.2f}M" + (f" of {run['budget'] / 1e6:g}M" if unfinished else "")
+            lines.append(f"| {label} | {steps} | {run['train_minutes']:.0f} | {run['training_success']:.2f} | "
+                         + " | ".join(cell(run["success"].get(c), run["fallbacks"].get(c, 0)) for c in cells) + " |")
+        lines += ["", *goal_lines(runs, cells)]
+        if "adr" in runs and runs["adr"]["adr_ranges"]:
+            ranges = dict(runs["adr"]["adr_ranges"])
             coverage = ranges.pop("coverage")[0]
             lines += [f"ADR's final ranges ({coverage:.0%} of the limits covered on average): "
                       + ", ".join(f"{n} [{lo:g}, {hi:g}]" for n, (lo, hi) in ranges.items()), ""]
-    return "\n".join(lines) + "\n"
+        peng = bench.ordering_lines({"runs": [dict(r, seed=report["seed"]) for r in runs.values()]})
+        lines += peng
+    if report["missing"]:
+        lines += ["## Not run", "", "These cells are not in the tables above; each trains with:", ""]
+        lines += [f"- {m['preset']} {m['variant']}: `{m['command']}`" for m in report["missing"]]
+        lines += [""]
+    return "\n".join(lines)
 
 
-def goal_lines(table: dict[str, dict[str, float]], variants: list[Variant], profiles: list[str]) -> list[str]:
-    """Which profiles the unrandomised policy drops on, and whether the randomised ones keep >= GOAL there."""
-    if "none" not in table or "nominal" not in table["none"]:
+def goal_lines(runs: dict[str, dict], cells: list[str]) -> list[str]:
+    """Where the unrandomised policy drops against nominal, and whether each other variant keeps >= GOAL there."""
+    if "none" not in runs:
         return []
-    base = table["none"]["nominal"]
-    dropped = [p for p in profiles if p != "nominal" and table["none"].get(p, base) < base - DROP]
+    base = runs["none"]["success"]["nominal"]
+    dropped = [c for c in cells if c not in ("nominal", bench.TRAINING) and runs["none"]["success"][c] < base - DROP]
     if not dropped:
-        return [f"The unrandomised policy does not drop by more than {DROP} on any profile "
-                f"(nominal {base:.2f})."]
-    out = [f"The unrandomised policy drops by more than {DROP} (from {base:.2f}) on: {', '.join(dropped)}."]
-    for v in variants:
-        if v.key == "none":
+        return [f"The unrandomised policy does not drop by more than {DROP} on any profile (nominal {base:.2f}).", ""]
+    out = [f"The unrandomised policy drops by more than {DROP} (from {base:.2f} nominal) on: {', '.join(dropped)}."]
+    for key, label in VARIANTS.items():
+        if key == "none" or key not in runs:
             continue
-        short = [f"{p} {table[v.key][p]:.2f}" for p in dropped if table[v.key].get(p, 0.0) < GOAL]
-        verdict = "keeps >= 0.8 on all of them" if not short else "falls short of 0.8 on " + ", ".join(short)
-        out.append(f"- {v.label}: {verdict}.")
-    return out
+        short = [f"{c} {runs[key]['success'][c]:.2f}" for c in dropped if runs[key]["success"][c] < GOAL]
+        out.append(f"- {label}: " + (f"keeps >= {GOAL} on all of them." if not short
+                                     else f"falls short of {GOAL} on " + ", ".join(short) + "."))
+    return [*out, ""]
 
 
-def plot(report: dict, tasks: list[str], variants: list[Variant], profiles: list[str], path: Path) -> None:
+def plot(report: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(tasks), 1, figsize=(12, 3.6 * len(tasks)), squeeze=False)
-    width = 0.8 / len(variants)
-    x = np.arange(len(profiles))
-    for ax, task in zip(axes[:, 0], tasks, strict=True):
-        table = success_table(report, task, variants, profiles)
-        for k, v in enumerate(variants):
-            ax.bar(x + (k - (len(variants) - 1) / 2) * width, [table[v.key].get(p, np.nan) for p in profiles],
-                   width, label=v.label)
+    presets = list(dict.fromkeys(r["preset"] for r in report["runs"]))
+    if not presets:
+        return
+    cells = report["cells"]
+    fig, axes = plt.subplots(len(presets), 1, figsize=(14, 3.8 * len(presets)), squeeze=False)
+    x = np.arange(len(cells))
+    for ax, preset in zip(axes[:, 0], presets, strict=True):
+        runs = [r for key in VARIANTS for r in report["runs"] if r["preset"] == preset and r["variant"] == key]
+        width = 0.8 / len(runs)
+        for k, run in enumerate(runs):
+            ax.bar(x + (k - (len(runs) - 1) / 2) * width, [run["success"].get(c, np.nan) for c in cells], width,
+                   label=VARIANTS[run["variant"]])
         ax.axhline(GOAL, color="k", lw=0.8, ls="--")
-        ax.set_xticks(x, profiles, rotation=15)
+        ax.set_xticks(x, cells, rotation=20, ha="right", fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("success rate")
-        ax.set_title(f"{task}: PPO, {report['steps'][task]:,} steps, seed {report['seed']}, "
-                     f"{report['episodes']} episodes per profile")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(variants), fontsize=9)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110)
+        ax.set_title(f"{preset}: exported file through the controller runtime, seed {report['seed']}, "
+                     f"{report['episodes']} episodes per cell")
+        ax.legend(fontsize=7, ncol=len(runs), loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":
