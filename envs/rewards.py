@@ -23,6 +23,12 @@ PushCube/PickCube and Isaac Lab's lift rewards): every term lies in [0, 1],
 where gate is 1, "reached" (latched for the rest of the episode once the gripper came within reached_distance of
 the reach target) or grasp. r = sum(scale * term) / sum(scales), and a success step gets the maximum, 1: so the
 return per step is in [0, 1] whatever the scales, and succeeding always pays more than any approach to it.
+An optional action-rate penalty (Isaac Lab's manipulation rewards have one) is then subtracted on every step:
+
+    action_rate = mean over action dimensions of ((a_t - a_{t-1}) / (high - low))^2      in [0, 1]
+
+scaled by its own weight (not part of the normalisation), 0 on an episode's first step; the reward then lies in
+[-action_rate scale, 1].
 
 Everything is computed from the simulator's true state (`infos["clean_obs"]`, before observation noise) where the env
 reports it, else from the observation. Each scaled term is returned per step in `infos["reward_terms"]`.
@@ -149,9 +155,13 @@ class StagedScales:
     place_gate: PlaceGate = PlaceGate.NONE
     lift_height: float = 0.05
     """Metres above its start height at which the lift term saturates."""
+    action_rate: float = 0.0
+    """Weight of the action-rate penalty subtracted from every step's reward (module docstring); 0: off."""
 
     def __post_init__(self) -> None:
         weights = [getattr(self, name) for name in STAGED_TERMS]
+        if not self.action_rate >= 0:
+            raise ValueError(f"staged reward action_rate must be >= 0, got {self.action_rate}")
         if min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"staged reward scales must be >= 0 with a positive sum, got {dict(zip(STAGED_TERMS, weights, strict=True))}")
         if self.sharpness <= 0 or self.reached_distance <= 0 or self.lift_height <= 0:
@@ -226,11 +236,17 @@ class StagedReward(gym.vector.VectorWrapper):
         n = env.num_envs
         self.reached = np.zeros(n, dtype=bool)
         self.start_height = np.zeros(n)
+        space = env.single_action_space
+        self.action_low, self.action_range = np.asarray(space.low, np.float64), np.asarray(space.high - space.low,
+                                                                                             np.float64)
+        self.last_action = np.zeros((n, self.action_low.size))
+        self.first_step = np.ones(n, dtype=bool)  # no previous action of this episode yet
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
         obs, infos = self.env.reset(**kwargs)
         self.reached[:] = False
         self.start_height[:] = self._object_height(np.asarray(infos.get("clean_obs", obs)))
+        self.first_step[:] = True
         return obs, infos
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -250,11 +266,26 @@ class StagedReward(gym.vector.VectorWrapper):
         terms = staged_terms(state, self.layout, self.distance_threshold, self.scales, grasped, self.reached,
                              self.start_height)
         reward, scaled = staged_reward(terms, self.scales)
+        if self.scales.action_rate > 0:
+            penalty = self.scales.action_rate * self._action_rate(actions)
+            reward = reward - penalty
+            scaled["action_rate"] = -penalty
         # The new episodes of the environments that reset: gate cleared, start height from their reset state.
         self.reached[ended] = False
         self.start_height[ended] = self._object_height(current[ended])
+        self.first_step[ended] = True
         infos["reward_terms"] = scaled
         return obs, reward, terminated, truncated, infos
+
+    def _action_rate(self, actions: np.ndarray) -> np.ndarray:
+        """(N,) mean over dimensions of the squared change from the last action, in units of each dimension's range
+        (actions clipped into the bounds first), 0 on an episode's first step; remembers ``actions``."""
+        unit = (np.clip(np.asarray(actions, np.float64), self.action_low, self.action_low + self.action_range)
+                - self.action_low) / self.action_range
+        rate = np.where(self.first_step, 0.0, np.mean((unit - self.last_action) ** 2, axis=1))
+        self.last_action[:] = unit
+        self.first_step[:] = False
+        return rate
 
     def _object_height(self, obs: np.ndarray) -> np.ndarray:
         return obs[:, self.layout.slices["observation"]][:, OBJECT][:, Z].astype(np.float64)

@@ -158,6 +158,9 @@ class EnvConfig:
     place_gate: PlaceGate = option(PlaceGate.NONE, "Staged reward: the place term counts always (none), once the "
                                    "reach target was reached this episode (reached), or while grasped (grasped).")
     lift_height: float = option(0.05, "Staged reward: metres above its start height where the lift term saturates.")
+    action_rate_scale: float = option(0.0, "Staged reward: weight of the action-rate penalty, subtracted from each "
+                                      "step's reward: scale x the mean over action dimensions of ((a_t - a_{t-1}) / "
+                                      "range)^2, in [0, scale] (0: off).")
     near_grasp_fraction: float = option(0.0, "Training only (batched backend): fraction of resets with the object "
                                         "already held in the gripper (FetchPickAndPlace). Evaluation never uses it.")
     air_goal_fraction: float = option(-1.0, "Training only (batched backend): fraction of in-air goals (-1: the "

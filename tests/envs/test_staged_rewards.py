@@ -136,6 +136,34 @@ def test_reached_gate_latches_and_clears_with_the_episode():
     vec.close()
 
 
+def test_action_rate_penalty_by_hand_and_zero_on_each_episode_start():
+    # Two envs: the same trajectory of actions, one without the penalty; the difference is the penalty alone.
+    scales = StagedScales(place_gate=PlaceGate.REACHED, reach_offset=0.05)
+    plain = StagedReward(envs.make_vec("FetchPush-v4", 1, seed=3), "FetchPush-v4", LAYOUT, scales)
+    scales = StagedScales(place_gate=PlaceGate.REACHED, reach_offset=0.05, action_rate=0.5)
+    penalised = StagedReward(envs.make_vec("FetchPush-v4", 1, seed=3), "FetchPush-v4", LAYOUT, scales)
+    plain.reset(seed=3)
+    penalised.reset(seed=3)
+    # Fetch's bounds are [-1, 1] (range 2); 1.5 lies outside and counts as 1 (clipped, as the robot receives it).
+    actions = [[0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [1.0, -1.0, 0.5, 0.0], [1.5, -1.0, 0.5, 0.0]]
+    expected = [0.0, (0.5**2) / 4, (0.5**2 + 0.25**2) / 4, 0.0]  # ((change) / range)^2, mean over 4 dimensions
+    for t in range(50):
+        action = np.array([actions[t % 4]], np.float32)
+        _, r_plain, _, truncated, _ = plain.step(action)
+        _, r_pen, _, _, infos = penalised.step(action)
+        if t < 4:
+            assert infos["reward_terms"]["action_rate"][0] == pytest.approx(-0.5 * expected[t])
+            assert r_pen[0] == pytest.approx(r_plain[0] - 0.5 * expected[t])
+    assert truncated[0]  # 50 steps: the episode ended, the next step is a first step again
+    _, r_plain, _, _, _ = plain.step(np.array([[-1.0, 1.0, 1.0, 1.0]], np.float32))
+    _, r_pen, _, _, infos = penalised.step(np.array([[-1.0, 1.0, 1.0, 1.0]], np.float32))
+    assert infos["reward_terms"]["action_rate"][0] == 0.0 and r_pen[0] == r_plain[0]
+    with pytest.raises(ValueError, match="action_rate"):
+        StagedScales(action_rate=-0.1)
+    plain.close()
+    penalised.close()
+
+
 def test_grasp_terms_need_free_fingers():
     with pytest.raises(ValueError, match="FetchPickAndPlace"):
         StagedReward(envs.make_vec("FetchPush-v4", 1, seed=0), "FetchPush-v4", LAYOUT, StagedScales(grasp=1.0))
