@@ -80,8 +80,10 @@ def main() -> None:
                 bench.train(preset, variant, args.seed, out, None)
             newest = bench.newest_checkpoint(out)
             if newest is None:
-                report["missing"].append({"preset": preset, "variant": variant, "command": " ".join(
-                    bench.train_command(preset, variant, args.seed, out, None)[1:])})
+                command = " ".join(["python", *bench.train_command(preset, variant, args.seed, out, None)[1:]])
+                report["missing"].append({"preset": preset, "variant": variant,
+                                          "budget": resolve_config(preset, None, {}).run.total_steps,
+                                          "command": command.replace(f"{ROOT}/", "")})
                 continue
             checkpoint, steps = newest
             cells = bench.evaluate(out, checkpoint, preset, args.episodes)
@@ -157,7 +159,8 @@ def markdown(report: dict) -> str:
         lines += peng
     if report["missing"]:
         lines += ["## Not run", "", "These cells are not in the tables above; each trains with:", ""]
-        lines += [f"- {m['preset']} {m['variant']}: `{m['command']}`" for m in report["missing"]]
+        lines += [f"- {m['preset']} {m['variant']} ({m['budget'] / 1e6:g}M steps): `{m['command']}`"
+                  for m in report["missing"]]
         lines += [""]
     return "\n".join(lines)
 
