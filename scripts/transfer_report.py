@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -106,7 +107,7 @@ def main() -> None:
 
 def training_success(out: Path, up_to: int) -> float:
     """Success over the last 10 logged iterations up to env step ``up_to`` (metrics.csv)."""
-    values = [s for s in bench.curve(out, up_to)["success"] if s == s][-10:]
+    values = [s for s in bench.curve(out, up_to)["success"] if not math.isnan(s)][-10:]
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -155,8 +156,7 @@ def markdown(report: dict) -> str:
             coverage = ranges.pop("coverage")[0]
             lines += [f"ADR's final ranges ({coverage:.0%} of the limits covered on average): "
                       + ", ".join(f"{n} [{lo:g}, {hi:g}]" for n, (lo, hi) in ranges.items()), ""]
-        peng = bench.ordering_lines({"runs": [dict(r, seed=report["seed"]) for r in runs.values()]})
-        lines += peng
+        lines += bench.ordering_lines({"runs": [dict(r, seed=report["seed"]) for r in runs.values()]})
     if report["missing"]:
         lines += ["## Not run", "", "These cells are not in the tables above; each trains with:", ""]
         lines += [f"- {m['preset']} {m['variant']} ({m['budget'] / 1e6:g}M steps): `{m['command']}`"
