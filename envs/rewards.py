@@ -237,9 +237,8 @@ class StagedReward(gym.vector.VectorWrapper):
         self.reached = np.zeros(n, dtype=bool)
         self.start_height = np.zeros(n)
         space = env.single_action_space
-        self.action_low, self.action_range = np.asarray(space.low, np.float64), np.asarray(space.high - space.low,
-                                                                                             np.float64)
-        self.last_action = np.zeros((n, self.action_low.size))
+        self.action_low, self.action_high = space.low.astype(np.float64), space.high.astype(np.float64)
+        self.last_action = np.zeros((n, space.shape[0]))
         self.first_step = np.ones(n, dtype=bool)  # no previous action of this episode yet
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
@@ -280,8 +279,8 @@ class StagedReward(gym.vector.VectorWrapper):
     def _action_rate(self, actions: np.ndarray) -> np.ndarray:
         """(N,) mean over dimensions of the squared change from the last action, in units of each dimension's range
         (actions clipped into the bounds first), 0 on an episode's first step; remembers ``actions``."""
-        unit = (np.clip(np.asarray(actions, np.float64), self.action_low, self.action_low + self.action_range)
-                - self.action_low) / self.action_range
+        low, high = self.action_low, self.action_high
+        unit = (np.clip(np.asarray(actions, np.float64), low, high) - low) / (high - low)
         rate = np.where(self.first_step, 0.0, np.mean((unit - self.last_action) ** 2, axis=1))
         self.last_action[:] = unit
         self.first_step[:] = False

@@ -75,6 +75,7 @@ def main() -> None:
                                                                                        *envs.list_profiles()],
                     "runs": [], "missing": []}
     for preset in args.presets:
+        budget = resolve_config(preset, None, {}).run.total_steps
         for variant in args.variants:
             out = bench.run_dir(args.runs_dir, preset, variant, args.seed)
             if not args.report_only:
@@ -83,14 +84,14 @@ def main() -> None:
             if newest is None:
                 command = " ".join(["python", *bench.train_command(preset, variant, args.seed, out, None)[1:]])
                 report["missing"].append({"preset": preset, "variant": variant,
-                                          "budget": resolve_config(preset, None, {}).run.total_steps,
+                                          "budget": budget,
                                           "command": command.replace(f"{ROOT}/", "")})
                 continue
             checkpoint, steps = newest
             cells = bench.evaluate(out, checkpoint, preset, args.episodes)
             report["runs"].append({
                 "preset": preset, "variant": variant, "run_dir": str(out), "steps": steps,
-                "budget": resolve_config(preset, None, {}).run.total_steps,
+                "budget": budget,
                 "train_minutes": bench.curve(out, steps)["minutes"][-1],
                 "training_success": training_success(out, steps),
                 "success": {cell: r["success_rate"] for cell, r in cells.items()},
