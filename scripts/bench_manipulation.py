@@ -36,6 +36,7 @@ against env steps and wall-clock minutes, success per profile).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import subprocess
@@ -50,6 +51,7 @@ from robopg.config import resolve_config
 from robopg.evaluate import evaluate_policy
 from robopg.export import export_policy
 from robopg.logger import read_metrics
+from robopg.presets import PRESETS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {
@@ -70,6 +72,48 @@ TARGETS = {  # preset -> (training distribution, every profile), from the manipu
     "fetch-reach": (0.95, 0.90),
 }
 MEASURED_ONLY = {"fetch-slide": "measured and reported (no target), within 10M steps"}  # the issue's other rows
+PRESET_ORDER = ("fetch-reach", "fetch-push", "fetch-pick-and-place", "fetch-slide")  # table order
+DIGEST_FILE = "preset.sha256"  # in a run directory: the version of the preset the run trained on
+
+
+def preset_digest(preset: str) -> str:
+    """The version of a preset's recipe: the first 12 hex digits of the sha256 of its file."""
+    return hashlib.sha256((PRESETS_DIR / f"{preset}.toml").read_bytes()).hexdigest()[:12]
+
+
+def run_digest(out: Path, preset: str) -> str:
+    """The preset version the run in ``out`` trained on: recorded when it finished training here, else (a run
+    trained before this was recorded) the preset's current version."""
+    path = out / DIGEST_FILE
+    return path.read_text().strip() if path.is_file() else preset_digest(preset)
+
+
+def merge_recorded(path: Path, runs: list[dict], key) -> list[dict]:
+    """``runs`` and the rows of the report already at ``path`` that none of them replaces (the same ``key(row)``).
+
+    A report accumulates across invocations and machines: a row whose run directory is not on this machine (runs/
+    is not kept) or was not asked for this time keeps the figures measured when the run was there."""
+    recorded = json.loads(path.read_text())["runs"] if path.is_file() else []
+    fresh = {key(r) for r in runs}
+    return runs + [r for r in recorded if key(r) not in fresh]
+
+
+def row_key(run: dict) -> tuple:
+    """Which run a row reports: a retrained preset version is a new row, the earlier one stays beside it."""
+    return run["preset"], run["variant"], run["seed"], run.get("preset_sha")
+
+
+def preset_rank(preset: str) -> tuple:
+    return (PRESET_ORDER.index(preset) if preset in PRESET_ORDER else len(PRESET_ORDER)), preset
+
+
+def table_order(run: dict) -> tuple:
+    return *preset_rank(run["preset"]), run["seed"], not is_current(run), list(VARIANTS).index(run["variant"])
+
+
+def is_current(run: dict) -> bool:
+    """Whether the row's run trained on the preset as it is now."""
+    return run.get("preset_sha") == preset_digest(run["preset"])
 
 
 def run_dir(root: Path, preset: str, variant: str, seed: int) -> Path:
@@ -99,6 +143,8 @@ def train(preset: str, variant: str, seed: int, out: Path, steps: int | None) ->
     print("$", " ".join(command), flush=True)
     with open(out.parent / f"{out.name}.log", "a") as log:
         subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    if not (out / DIGEST_FILE).is_file():
+        (out / DIGEST_FILE).write_text(preset_digest(preset) + "\n")
 
 
 def newest_checkpoint(out: Path) -> tuple[Path, int] | None:
@@ -169,7 +215,8 @@ def main() -> None:
                 budget = args.steps or resolve_config(preset, None, {}).run.total_steps
                 cells = evaluate(out, checkpoint, preset, args.episodes)
                 results["runs"].append({
-                    "preset": preset, "variant": variant, "seed": seed, "run_dir": str(out),
+                    "preset": preset, "variant": variant, "seed": seed, "preset_sha": run_digest(out, preset),
+                    "run_dir": str(out),
                     "steps": steps, "budget": budget, "checkpoint": checkpoint.name,
                     "train_minutes": curve(out, steps)["minutes"][-1],
                     "success": {cell: r["success_rate"] for cell, r in cells.items()},
@@ -178,6 +225,7 @@ def main() -> None:
                 })
                 print(f"{preset} {variant} seed {seed}: " + " ".join(
                     f"{cell}={r['success_rate']:.2f}" for cell, r in cells.items()), flush=True)
+    results["runs"] = sorted(merge_recorded(args.out.with_suffix(".json"), results["runs"], row_key), key=table_order)
     write_report(results, args.out)
 
 
@@ -201,7 +249,7 @@ def markdown(results: dict) -> str:
     lines += [header, "|" + "---|" * (5 + len(cells))]
     for run in results["runs"]:
         unfinished = run["steps"] < run.get("budget", run["steps"])
-        row = [run["preset"], run["variant"], str(run["seed"]),
+        row = [run["preset"], run["variant"] + ("" if is_current(run) else " †"), str(run["seed"]),
                f"{run['steps'] / 1e6:.2f}M" + (f" of {run['budget'] / 1e6:g}M (unfinished)" if unfinished else ""),
                f"{run['train_minutes']:.0f}"]
         for cell in cells:
@@ -212,7 +260,12 @@ def markdown(results: dict) -> str:
     lines += ["", "Targets (the manipulation issue): " + "; ".join(
         [f"{p}: >= {a:.2f} in training, >= {b:.2f} under every profile" for p, (a, b) in TARGETS.items()]
         + [f"{p}: {what}" for p, what in MEASURED_ONLY.items()]), ""]
-    lines += ordering_lines(results)
+    earlier = sorted({(r["preset"], r["preset_sha"]) for r in results["runs"] if not is_current(r)})
+    if earlier:
+        lines += ["† trained on an earlier version of the preset (" + "; ".join(
+            f"{p}: its file's sha256 began {sha}" for p, sha in earlier) + "; `git log -p robopg/presets/PRESET.toml` "
+            "shows what changed); kept beside the current version's rows, left out of the orderings and the plot.", ""]
+    lines += ordering_lines({"runs": [r for r in results["runs"] if is_current(r)]})
     return "\n".join(lines)
 
 
@@ -245,7 +298,8 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    presets = sorted({r["preset"] for r in results["runs"]})
+    current = [r for r in results["runs"] if is_current(r)]
+    presets = sorted({r["preset"] for r in current}, key=preset_rank)
     if not presets:
         return
     fig, axes = plt.subplots(len(presets), 3, figsize=(16, 4.2 * len(presets)), squeeze=False)
@@ -253,7 +307,7 @@ def plot(results: dict, path: Path) -> None:
               "adr": "tab:red"}
     cells = [TRAINING, *envs.list_profiles()]
     for row, preset in enumerate(presets):
-        runs = [r for r in results["runs"] if r["preset"] == preset]
+        runs = [r for r in current if r["preset"] == preset]
         for col, x in enumerate(("step", "minutes")):
             ax = axes[row][col]
             for run in runs:

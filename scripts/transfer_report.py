@@ -90,7 +90,8 @@ def main() -> None:
             checkpoint, steps = newest
             cells = bench.evaluate(out, checkpoint, preset, args.episodes)
             report["runs"].append({
-                "preset": preset, "variant": variant, "run_dir": str(out), "steps": steps,
+                "preset": preset, "variant": variant, "preset_sha": bench.run_digest(out, preset),
+                "run_dir": str(out), "steps": steps,
                 "budget": budget,
                 "train_minutes": bench.curve(out, steps)["minutes"][-1],
                 "training_success": training_success(out, steps),
@@ -100,10 +101,19 @@ def main() -> None:
             })
             print(f"{preset} {variant}: " + " ".join(f"{c}={r['success_rate']:.2f}" for c, r in cells.items()),
                   flush=True)
+    report["runs"] = sorted(bench.merge_recorded(args.out.with_suffix(".json"), report["runs"], row_key), key=lambda r: (
+        bench.preset_rank(r["preset"]), not bench.is_current(r), list(VARIANTS).index(r["variant"])))
+    current = {(r["preset"], r["variant"]) for r in report["runs"] if bench.is_current(r)}
+    report["missing"] = [m for m in report["missing"] if (m["preset"], m["variant"]) not in current]
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     args.out.with_suffix(".md").write_text(markdown(report))
     plot(report, args.out.with_suffix(".png"))
     print(f"wrote {args.out}.json, .md, .png")
+
+
+def row_key(run: dict) -> tuple:
+    """A row per preset version and variant (the report is of one seed); see bench_manipulation.merge_recorded."""
+    return run["preset"], run["variant"], run.get("preset_sha")
 
 
 def training_success(out: Path, up_to: int) -> float:
@@ -138,10 +148,16 @@ def markdown(report: dict) -> str:
         "outside the range the policy's normaliser saw in training). `train success` is the training log's last "
         "10 iterations, in the (curriculum's current) training distribution.", "",
     ]
-    for preset in dict.fromkeys(r["preset"] for r in report["runs"]):
-        runs = {r["variant"]: r for r in report["runs"] if r["preset"] == preset}
-        lines += [f"## {preset}", "",
-                  "| variant | steps | train min | train success | " + " | ".join(cells) + " |",
+    for preset, sha in dict.fromkeys((r["preset"], r["preset_sha"]) for r in report["runs"]):
+        runs = {r["variant"]: r for r in report["runs"] if (r["preset"], r["preset_sha"]) == (preset, sha)}
+        if sha == bench.preset_digest(preset):
+            lines += [f"## {preset}", ""]
+        else:
+            lines += [f"## {preset}, an earlier version of the preset", "",
+                      f"Trained on the preset file whose sha256 began {sha}, not the one shipped now (`git log -p "
+                      f"robopg/presets/{preset}.toml` shows what changed); kept for its comparison between variants.",
+                      ""]
+        lines += ["| variant | steps | train min | train success | " + " | ".join(cells) + " |",
                   "|---|" + "---|" * (3 + len(cells))]
         for key, label in VARIANTS.items():
             if key not in runs:
@@ -190,14 +206,15 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    presets = list(dict.fromkeys(r["preset"] for r in report["runs"]))
+    current = [r for r in report["runs"] if bench.is_current(r)]  # earlier preset versions are in the tables only
+    presets = list(dict.fromkeys(r["preset"] for r in current))
     if not presets:
         return
     cells = report["cells"]
     fig, axes = plt.subplots(len(presets), 1, figsize=(14, 3.8 * len(presets)), squeeze=False)
     x = np.arange(len(cells))
     for ax, preset in zip(axes[:, 0], presets, strict=True):
-        runs = [r for key in VARIANTS for r in report["runs"] if r["preset"] == preset and r["variant"] == key]
+        runs = [r for key in VARIANTS for r in current if r["preset"] == preset and r["variant"] == key]
         width = 0.8 / len(runs)
         for k, run in enumerate(runs):
             ax.bar(x + (k - (len(runs) - 1) / 2) * width, [run["success"].get(c, np.nan) for c in cells], width,
