@@ -31,6 +31,11 @@ the background by hand with the command it prints). With --report-only an unfini
 newest checkpoint and its row says "unfinished" with the steps it had reached. Writes docs/bench_manipulation.json (every cell, curves),
 docs/bench_manipulation.md (tables, settings, commands) and docs/bench_manipulation.png (learning curves
 against env steps and wall-clock minutes, success per profile).
+
+The report accumulates: rows already in the JSON that this invocation did not measure again (other presets, or runs
+whose directories are not on this machine) are kept as recorded. Each row names the version of the preset it
+trained on (the sha256 of the preset's file, written to RUN_DIR/preset.sha256 when training ends); a preset changed
+since is a new row, and the earlier version's rows stay beside it, marked †, out of the orderings and the plot.
 """
 
 from __future__ import annotations
