@@ -47,7 +47,7 @@ CASES = [
 def train_and_deploy(tmp_path, algo: str, steps: int, section: dict, num_envs: int = 8, seed: int = 0,
                      policy: dict | None = None) -> EvalResult:
     """Train ``algo`` on InvertedPendulum-v5 with ``section`` (and ``policy``) over its defaults, export, and run the
-    file for 10 deterministic episodes (also scripts/learning_spread.py's and scripts/sweep_init_std.py's runs)."""
+    file for 10 deterministic episodes (also scripts/learning_spread.py's and scripts/sweep_settings.py's runs)."""
     cfg = TrainConfig().replace({
         "env": {"task": TASK, "num_envs": num_envs, "randomization": "none"},
         "run": {"algo": algo, "total_steps": steps, "seed": seed, "checkpoint_every": 0},
