@@ -90,7 +90,7 @@ def main() -> None:
             checkpoint, steps = newest
             cells = bench.evaluate(out, checkpoint, preset, args.episodes)
             report["runs"].append({
-                "preset": preset, "variant": variant, "preset_sha": bench.run_digest(out, preset),
+                "preset": preset, "variant": variant, "seed": args.seed, "preset_sha": bench.run_digest(out, preset),
                 "run_dir": str(out), "steps": steps,
                 "budget": budget,
                 "train_minutes": bench.curve(out, steps)["minutes"][-1],
@@ -101,8 +101,8 @@ def main() -> None:
             })
             print(f"{preset} {variant}: " + " ".join(f"{c}={r['success_rate']:.2f}" for c, r in cells.items()),
                   flush=True)
-    report["runs"] = sorted(bench.merge_recorded(args.out.with_suffix(".json"), report["runs"], row_key), key=lambda r: (
-        bench.preset_rank(r["preset"]), not bench.is_current(r), list(VARIANTS).index(r["variant"])))
+    merged = bench.merge_recorded(args.out.with_suffix(".json"), report["runs"], row_key)
+    report["runs"] = sorted((r for r in merged if r["seed"] == args.seed), key=report_order)
     current = {(r["preset"], r["variant"]) for r in report["runs"] if bench.is_current(r)}
     report["missing"] = [m for m in report["missing"] if (m["preset"], m["variant"]) not in current]
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
@@ -112,8 +112,13 @@ def main() -> None:
 
 
 def row_key(run: dict) -> tuple:
-    """A row per preset version and variant (the report is of one seed); see bench_manipulation.merge_recorded."""
-    return run["preset"], run["variant"], run.get("preset_sha")
+    """A row per seed, preset version and variant; see bench_manipulation.merge_recorded."""
+    return run["preset"], run["variant"], run["seed"], run.get("preset_sha")
+
+
+def report_order(run: dict) -> tuple:
+    """Presets in the benchmark's order, the current preset version before earlier ones, variants in table order."""
+    return bench.preset_rank(run["preset"]), not bench.is_current(run), list(VARIANTS).index(run["variant"])
 
 
 def training_success(out: Path, up_to: int) -> float:
