@@ -14,7 +14,7 @@ file (the same SimRobot seeds). ``random`` is a uniform random policy on those e
 thread for every implementation (robopg's default; the peers' set here).
 
     python scripts/bench_algorithms.py --seeds 0 1 2            # the tables in docs/bench_algorithms.md
-    python scripts/bench_algorithms.py --halfcheetah --seeds 0   # robopg PPO on HalfCheetah-v5 for 1M steps
+    python scripts/bench_algorithms.py --halfcheetah --seeds 0   # PPO on HalfCheetah-v5 for 1M steps, robopg and SB3
 
 Writes docs/bench_algorithms.json (every run, with its curve), docs/bench_algorithms.md (tables) and
 docs/bench_algorithms.png (learning curves). Finished runs in --out-dir are reused, so an interrupted benchmark
@@ -348,8 +348,8 @@ def write_table(results: list[dict[str, Any]], extra: list[dict[str, Any]], path
               *target_lines(results, tasks)]
     for r in extra:
         lines += [
-            f"## robopg PPO on {r['task']}, {r['total_steps']:,} steps (`python scripts/bench_algorithms.py "
-            f"--halfcheetah --seeds {r['seed']}`)",
+            f"## {r['impl']} {r['algo']} on {r['task']}, {r['total_steps']:,} steps (`python scripts/bench_algorithms.py "
+            f"--halfcheetah --impls {r['impl']} --seeds {r['seed']}`)",
             "",
             f"Seed {r['seed']}: deployed policy {r['eval_mean_return']:.0f} +- {r['eval_std_return']:.0f} over "
             f"{r['eval_episodes']} deterministic episodes; {r['train_seconds'] / 60:.1f} min of training. "
@@ -438,8 +438,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 def plan_runs(args: argparse.Namespace) -> list[tuple[str, TaskSetup, str, Algo | None]]:
     """(task, setup, impl, algo) in the order they run: per task, each algorithm's implementations together."""
-    if args.halfcheetah:
-        return [(t, s, "robopg", Algo.PPO) for t, s in HALFCHEETAH.items()]
+    if args.halfcheetah:  # PPO only (its section is CleanRL's PPO settings), robopg and the peer's defaults
+        return [(t, s, impl, Algo.PPO) for t, s in HALFCHEETAH.items() for impl in args.impls if impl in ("robopg", "sb3")]
     plan: list[tuple[str, TaskSetup, str, Algo | None]] = []
     for task in args.tasks:
         if "random" in args.impls:
@@ -455,7 +455,7 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=[a.value for a in Algo], choices=[a.value for a in Algo])
     parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), help="subset of " + ", ".join(TASKS))
-    parser.add_argument("--halfcheetah", action="store_true", help="robopg PPO on HalfCheetah-v5 for 1M steps instead")
+    parser.add_argument("--halfcheetah", action="store_true", help="PPO on HalfCheetah-v5 for 1M steps instead (robopg and SB3, per --impls)")
     parser.add_argument("--episodes", type=int, default=10, help="deterministic evaluation episodes per run")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/bench_algorithms"))
     parser.add_argument("--docs", type=Path, default=Path("docs"))
