@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from train_processes import BATCH, SMALL, robopg, rows_written, start, wait_for_rows
+from train_processes import BATCH, SMALL, default_signals, robopg, rows_written, start, wait_for_rows
 
 from robopg.checkpoint import load_checkpoint
 from robopg.logger import read_metrics
@@ -65,7 +65,8 @@ def test_ctrl_c_while_the_libraries_load_is_one_line_not_a_traceback(tmp_path):
     run = tmp_path / "run"
     # `python -m robopg`, the installed command's path (robopg/entry.py); start() runs robopg.cli directly.
     proc = subprocess.Popen([sys.executable, "-m", "robopg", "train", *SMALL, "--total-steps", "100000", "--out",
-                             str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
     # numpy is among the first libraries `robopg.cli` loads: the signal lands while the CLI is still importing
     # (robopg/entry.py answers it) or, on a fast machine, just after (robopg/cli.py does): one line either way.
     maps = Path(f"/proc/{proc.pid}/maps")

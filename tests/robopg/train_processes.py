@@ -1,5 +1,6 @@
 """`robopg train` as real processes, for the tests of run directories and signals."""
 
+import signal
 import subprocess
 import sys
 import time
@@ -17,9 +18,17 @@ def robopg(*args: str) -> subprocess.CompletedProcess:
                           cwd=REPO_ROOT)
 
 
+def default_signals() -> None:
+    """Popen's preexec_fn: the child answers SIGINT and SIGTERM as a terminal's child does. A shell that starts
+    pytest in the background (`make test &`) passes SIGINT on as ignored, and robopg keeps an ignored signal ignored
+    (the nohup convention), so without this the signal tests would depend on how the suite was launched."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def start(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "robopg.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+                            stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, preexec_fn=default_signals)
 
 
 def rows_written(run: Path) -> int:
