@@ -225,9 +225,15 @@ class CurriculumConfig:
     ramp_steps: int = option(2_000_000, "Env steps (of gated rollouts) from width 0 to the full ranges.")
     success_gate: float = option(0.5, "Widen only after rollouts whose training success rate reached this (0: always).")
     start: float = option(0.0, "Width alpha at the first step (0: nominal values, 1: the full ranges).")
+    latency_ramp_steps: int = option(
+        0, "Gated env steps from no latency to the spec's full latency range (0: ramp_steps, with everything else); "
+        "shorter puts the delays in early, so the policy trains on the longest delay for longer."
+    )
 
     def __post_init__(self) -> None:
         _check(self.ramp_steps >= 1, f"ramp_steps must be >= 1, got {self.ramp_steps}")
+        _check(self.latency_ramp_steps >= 0, f"latency_ramp_steps must be >= 0 (0: ramp_steps), got "
+               f"{self.latency_ramp_steps}")
         _check(0 <= self.success_gate <= 1, f"success_gate must be in [0, 1], got {self.success_gate}")
         _check(0 <= self.start <= 1, f"start must be in [0, 1], got {self.start}")
 

@@ -11,7 +11,8 @@ factor alpha in [0, 1]:
     latency (whole steps)          ->  the bounds rounded to integers
 
 alpha grows by (steps of the rollout) / ramp_steps after each rollout whose training success rate reached
-success_gate (0: unconditionally, a plain schedule), so a policy that has not yet learned the task keeps
+success_gate (0: unconditionally, a plain schedule); latency parameters may have their own, shorter or longer,
+latency_ramp_steps over the same gated steps (their width min(1, gated steps / latency_ramp_steps)), so a policy that has not yet learned the task keeps
 learning it at the current width instead of meeting a wider one. Compared with ADR (robopg/adr.py), which moves
 each boundary on its own pinned episodes, the ramp needs no boundary episodes and reaches the full ranges in a
 known number of steps, which is what a fixed training budget needs.
@@ -74,27 +75,40 @@ class RandomizationRamp:
 
     def __init__(self, limits: RandomizationSpec, cfg: CurriculumConfig) -> None:
         self.limits, self.cfg = limits, cfg
-        self.alpha = cfg.start
-        self._applied = -1.0
+        self.progress = cfg.start * cfg.ramp_steps  # env steps of gated rollouts, counted from width 0
+        self._applied: tuple[float, float] | None = None
 
-    def spec(self, alpha: float | None = None) -> RandomizationSpec:
+    @property
+    def alpha(self) -> float:
+        """The width of every range but latency's."""
+        return min(1.0, self.progress / self.cfg.ramp_steps)
+
+    @property
+    def latency_alpha(self) -> float:
+        """The width of the latency ranges (latency_ramp_steps, or ramp_steps when 0)."""
+        return min(1.0, self.progress / (self.cfg.latency_ramp_steps or self.cfg.ramp_steps))
+
+    def spec(self, alpha: float | None = None, latency_alpha: float | None = None) -> RandomizationSpec:
         a = self.alpha if alpha is None else alpha
-        params = tuple(widened(p, a) for p in self.limits.parameters)
-        return RandomizationSpec(params, f"{self.limits.source} at width {a:.2f}")
+        la = (self.latency_alpha if alpha is None else a) if latency_alpha is None else latency_alpha
+        params = tuple(widened(p, la if p.kind is Kind.LATENCY else a) for p in self.limits.parameters)
+        width = f"{a:.2f}" if la == a else f"{a:.2f} (latency {la:.2f})"
+        return RandomizationSpec(params, f"{self.limits.source} at width {width}")
 
     def _apply(self, env: Any) -> None:
-        quantised = min(1.0, math.floor(self.alpha / SPEC_UPDATE_QUANTUM) * SPEC_UPDATE_QUANTUM)
-        if self.alpha >= 1.0:
-            quantised = 1.0
-        if quantised == self._applied:
+        def quantised(x: float) -> float:
+            return 1.0 if x >= 1.0 else math.floor(x / SPEC_UPDATE_QUANTUM) * SPEC_UPDATE_QUANTUM
+
+        widths = (quantised(self.alpha), quantised(self.latency_alpha))
+        if widths == self._applied:
             return
-        spec = self.spec(quantised)
+        spec = self.spec(*widths)
         for i in range(env.num_envs):
             envs.vector.set_env_spec(env, i, spec)
-        self._applied = quantised
+        self._applied = widths
 
     def begin(self, env: Any) -> None:
-        self._applied = -1.0  # a new env samples the full spec it was built with, whatever the last env was given
+        self._applied = None  # a new env samples the full spec it was built with, whatever the last env was given
         self._apply(env)
 
     def arm(self, env: Any) -> None:
@@ -111,18 +125,22 @@ class RandomizationRamp:
         none finished, which never passes a positive gate)."""
         gate = self.cfg.success_gate
         if gate <= 0 or success_rate >= gate:
-            self.alpha = min(1.0, self.alpha + steps / self.cfg.ramp_steps)
+            self.progress += steps
         self._apply(env)
 
     def metrics(self) -> dict[str, float]:
-        return {"curriculum_alpha": float(self.alpha)}
+        out = {"curriculum_alpha": float(self.alpha)}
+        if self.cfg.latency_ramp_steps:
+            out["curriculum_latency_alpha"] = float(self.latency_alpha)
+        return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"alpha": self.alpha}
+        return {"alpha": self.alpha, "progress": self.progress}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.alpha = float(state["alpha"])
-        self._applied = -1.0
+        # checkpoints written before latency_ramp_steps hold only alpha
+        self.progress = float(state.get("progress", float(state["alpha"]) * self.cfg.ramp_steps))
+        self._applied = None
 
 
 class AirGoalRamp:

@@ -46,9 +46,38 @@ def test_the_gate_holds_the_width_until_training_succeeds():
     for _ in range(20):
         ramp.advance(NoEnv(), 100, success_rate=0.9)
     assert ramp.alpha == 1.0 and ramp.metrics() == {"curriculum_alpha": 1.0}
-    restored = RandomizationRamp(spec, CurriculumConfig(enabled=True))
+    restored = RandomizationRamp(spec, CurriculumConfig(enabled=True, ramp_steps=1000))
     restored.load_state_dict(ramp.state_dict())
     assert restored.alpha == 1.0
+    written_before_latency_ramp = RandomizationRamp(spec, CurriculumConfig(enabled=True, ramp_steps=1000))
+    written_before_latency_ramp.load_state_dict({"alpha": 0.3})
+    assert written_before_latency_ramp.alpha == pytest.approx(0.3)
+
+
+def test_latency_ramps_on_its_own_schedule():
+    spec = RandomizationSpec((
+        ParameterSpec("object_mass", Distribution.UNIFORM, Mode.SCALED, low=0.5, high=2.0),
+        ParameterSpec("action_latency", Distribution.UNIFORM, Mode.ABSOLUTE, low=0, high=3),
+    ))
+    cfg = CurriculumConfig(enabled=True, ramp_steps=1000, latency_ramp_steps=500, success_gate=0.5)
+    ramp = RandomizationRamp(spec, cfg)
+
+    class NoEnv:
+        num_envs = 0
+
+    ramp.advance(NoEnv(), 250, success_rate=0.2)  # gated: nothing moves
+    assert (ramp.alpha, ramp.latency_alpha) == (0.0, 0.0)
+    ramp.advance(NoEnv(), 250, success_rate=0.6)
+    mass, latency = ramp.spec().parameters
+    assert (mass.low, mass.high) == (0.875, 1.25)  # width 0.25
+    assert (latency.low, latency.high) == (0.0, 2.0)  # width 0.5: 1.5 steps, rounded half to even
+    assert ramp.metrics() == {"curriculum_alpha": 0.25, "curriculum_latency_alpha": 0.5}
+    ramp.advance(NoEnv(), 500, success_rate=0.6)
+    mass, latency = ramp.spec().parameters
+    assert latency.high == 3.0 and ramp.latency_alpha == 1.0 and ramp.alpha == 0.75
+    resumed = RandomizationRamp(spec, cfg)
+    resumed.load_state_dict(ramp.state_dict())
+    assert (resumed.alpha, resumed.latency_alpha) == (0.75, 1.0)
 
 
 def test_a_run_starts_at_nominal_widens_and_resumes_its_width(tmp_path):
@@ -70,7 +99,7 @@ def test_a_run_starts_at_nominal_widens_and_resumes_its_width(tmp_path):
     assert first.min == first.max == 1.0  # every env began at the nominal mass
     last = events.Histograms("randomization/object_mass")[-1].histogram_value
     assert last.max > last.min  # the episodes after the first widening drew masses around it
-    assert torch.load(run_dir / "final.pt", weights_only=False)["curriculum"] == {"alpha": 1.0}
+    assert torch.load(run_dir / "final.pt", weights_only=False)["curriculum"] == {"alpha": 1.0, "progress": 400.0}
     resumed = Trainer.resume(run_dir, overrides={"run": {"total_steps": 600}}, progress=False)
     assert resumed.curriculum.alpha == 1.0
 
