@@ -90,6 +90,16 @@ def privileged_inputs(infos: dict[str, Any]) -> np.ndarray:
     return np.concatenate([infos["clean_obs"], infos["privileged_params"]], axis=1).astype(np.float32)
 
 
+def critic_inputs(infos: dict[str, Any], obs: np.ndarray, actions: int) -> np.ndarray:
+    """An asymmetric critic's input (N, obs_dim + P + actions): ``privileged_inputs`` and, with ``actions`` > 0,
+    the last ``actions`` columns of the actor's input ``obs`` (N, input_dim): its action history, the commands
+    still in a latency pipeline (``PolicyConfig.critic_action_history``)."""
+    privileged = privileged_inputs(infos)
+    if not actions:
+        return privileged
+    return np.concatenate([privileged, np.asarray(obs, dtype=np.float32)[:, -actions:]], axis=1)
+
+
 class EpisodeEndListener(Protocol):
     """Told of every finished episode (the runners' hooks, robopg/runners/hooks.py, listen)."""
 
@@ -143,7 +153,7 @@ class Collector:
     def reset(self, seed: int) -> None:
         self.acting.reset()
         self.obs, infos = self.env.reset(seed=seed)
-        self.critic_obs = privileged_inputs(infos) if self.policy.asymmetric else None
+        self.critic_obs = critic_inputs(infos, self.obs, self.policy.critic_actions) if self.policy.asymmetric else None
         self.stats.add_randomization(infos)
         self._next_is_start = torch.ones(self.storage.num_envs, dtype=torch.bool)
 
@@ -171,11 +181,10 @@ class Collector:
             # Time-outs bootstrap from the true final observation, never from the reset one.
             timeouts = np.flatnonzero(truncated & ~terminated)
             if timeouts.size:
+                final = np.stack(infos["final_obs"][timeouts]).astype(np.float32)
                 if asymmetric:
-                    final = privileged_inputs({k: infos["final_info"][k][timeouts]
-                                               for k in ("clean_obs", "privileged_params")})
-                else:
-                    final = np.stack(infos["final_obs"][timeouts]).astype(np.float32)
+                    final = critic_inputs({k: infos["final_info"][k][timeouts]
+                                           for k in ("clean_obs", "privileged_params")}, final, policy.critic_actions)
                 storage.set_bootstrap(torch.from_numpy(timeouts),
                                       acting.value(torch.from_numpy(final).to(device), timeouts))
             stats.returns += rewards
@@ -193,7 +202,7 @@ class Collector:
                 for listener in self.listeners:
                     listener.episode_ended(self.env, int(i), success)
             obs = next_obs
-            critic_obs = privileged_inputs(infos) if asymmetric else None
+            critic_obs = critic_inputs(infos, next_obs, policy.critic_actions) if asymmetric else None
         storage.finish(acting.value(torch.from_numpy(critic_obs if asymmetric else obs).to(device)))
         self._next_is_start = storage.dones[-1].bool()
         self.obs, self.critic_obs = obs, critic_obs

@@ -258,6 +258,11 @@ class PolicyConfig:
         False, "The critic sees privileged inputs (noiseless state and the true randomised parameters); only the "
         "actor is exported. Needs a MuJoCo task from envs (the privileged infos) and separate networks."
     )
+    critic_action_history: bool = option(
+        False, "With asymmetric_critic and action_history: the critic also sees the actor's action history. Under "
+        "action latency those are the commands still in the pipeline, which decide the next steps: without them "
+        "the critic's input does not determine the future (docs/sim2real.md)."
+    )
     recurrent: Recurrent = option(
         Recurrent.NONE, "none (MLP actor), lstm or gru: the actor is an LSTM/GRU on the policy input with an MLP head "
         "of hidden_sizes, trained on whole env sequences; the critic has its own LSTM/GRU, or with asymmetric_critic "
@@ -269,6 +274,9 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         _check(not (self.asymmetric_critic and self.shared_trunk),
                "asymmetric_critic needs separate actor and critic networks; drop --shared-trunk")
+        _check(not self.critic_action_history or self.asymmetric_critic,
+               "critic_action_history adds the action history to an asymmetric critic's input (a plain critic sees "
+               "the actor's input, history included); pass --asymmetric-critic or drop --critic-action-history")
         object.__setattr__(self, "recurrent", Recurrent(self.recurrent))
         _check(not (self.recurrent is not Recurrent.NONE and self.shared_trunk),
                "a recurrent policy gives actor and critic a memory each (the value loss must not shape the actor's); "
@@ -592,6 +600,9 @@ class TrainConfig:
             "the curriculum widens the ranges of a randomisation spec; pass --randomization default (or a TOML "
             "spec) with --curriculum",
         )
+        _check(not self.policy.critic_action_history or self.env.action_history > 0,
+               "critic_action_history shows the critic the actor's action history, and action_history is 0; pass "
+               "--action-history 3 (say) or drop --critic-action-history")
         _check(not (self.curriculum.enabled and self.adr.enabled),
                "--curriculum and --adr both set the randomisation ranges; choose one")
         _check(

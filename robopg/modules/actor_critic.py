@@ -73,7 +73,7 @@ class GaussianActorCritic(nn.Module):
 
     def __init__(
         self, obs_dim: int, act_dim: int, action_low: np.ndarray, action_high: np.ndarray, cfg: PolicyConfig,
-        critic_obs_dim: int | None = None, generator: torch.Generator | None = None,
+        critic_obs_dim: int | None = None, generator: torch.Generator | None = None, critic_actions: int = 0,
     ) -> None:
         super().__init__()
         low = np.asarray(action_low, dtype=np.float32).reshape(act_dim)
@@ -90,6 +90,12 @@ class GaussianActorCritic(nn.Module):
         # own normaliser; the actor never sees it, and export takes only the actor.
         self.asymmetric = critic_obs_dim is not None
         self.critic_obs_dim = obs_dim if critic_obs_dim is None else critic_obs_dim
+        self.critic_actions = critic_actions
+        """Columns at the end of the actor's input (its action history) that an asymmetric critic's input ends with
+        (robopg/collector.py ``critic_inputs``); 0: none."""
+        if critic_actions and not (self.asymmetric and critic_actions <= min(obs_dim, self.critic_obs_dim)):
+            raise ValueError(f"critic_actions = {critic_actions} needs an asymmetric critic and an actor input of at "
+                             f"least that many columns (actor {obs_dim}, critic {self.critic_obs_dim})")
         if self.asymmetric:
             if cfg.shared_trunk:
                 raise ValueError("an asymmetric critic cannot share the actor's trunk; drop --shared-trunk")

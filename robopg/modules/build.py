@@ -21,6 +21,11 @@ def build_policy(cfg: TrainConfig, facts: TaskFacts, generator: torch.Generator 
     # then runs on the stacked input).
     input_dim = cfg.env.obs_history * facts.obs_dim + cfg.env.action_history * facts.act_dim
     critic_obs_dim = None if facts.privileged is None else facts.obs_dim + len(facts.privileged)
+    # the action history is the actor input's last columns (envs/history.py)
+    critic_actions = cfg.env.action_history * facts.act_dim if cfg.policy.critic_action_history else 0
+    if critic_obs_dim is not None:
+        critic_obs_dim += critic_actions
     policy_cls = GaussianActorCritic if cfg.policy.recurrent is Recurrent.NONE else RecurrentActorCritic
     return policy_cls(input_dim, facts.act_dim, np.array(facts.action_low), np.array(facts.action_high),
-                      dataclasses.replace(cfg.policy, init_log_std=cfg.init_log_std), critic_obs_dim, generator)
+                      dataclasses.replace(cfg.policy, init_log_std=cfg.init_log_std), critic_obs_dim, generator,
+                      critic_actions=critic_actions)

@@ -13,7 +13,9 @@ import envs
 from policies_export import Controller
 from robopg.config import AdrConfig, EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
 from robopg.export import export_policy, load_trained_policy, to_onnx_bytes
+from robopg.facts import TaskFacts
 from robopg.logger import read_metrics
+from robopg.modules import build_policy
 from robopg.runners import Trainer
 
 PUSH = EnvConfig(task="FetchPush-v4", num_envs=4, randomization="default", reward="shaped")
@@ -44,6 +46,28 @@ def test_asymmetric_critic_reads_clean_state_and_true_parameters(asymmetric_run)
     column = obs_dim + privileged.index("object_mass")
     assert 0.85 < float(policy.critic_normalizer.mean[column]) < 1.15
     assert float(policy.critic_normalizer.var[column]) > 1e-3
+
+
+def test_the_critic_can_see_the_commands_still_in_the_latency_pipeline(one_rollout):
+    env_cfg = EnvConfig(task="FetchPush-v4", num_envs=3, randomization="default", action_history=2)
+    cfg = TrainConfig(env=env_cfg, **{**SMALL, "policy": PolicyConfig(
+        hidden_sizes=(32, 32), asymmetric_critic=True, critic_action_history=True)})
+    facts = TaskFacts.for_run(cfg)
+    policy = build_policy(cfg, facts)
+    obs_dim, act_dim = facts.obs_dim, facts.act_dim
+    assert policy.obs_dim == obs_dim + 2 * act_dim  # the actor: one observation and 2 past actions
+    assert policy.critic_obs_dim == obs_dim + len(facts.privileged) + 2 * act_dim
+    storage = one_rollout(policy, env_cfg, steps=60, num_envs=3, seed=5, sample_seed=6, success_key=None)
+    # The critic's last columns are the actor's action history, step for step (a time-out at step 50 included).
+    torch.testing.assert_close(storage.critic_obs[..., -2 * act_dim:], storage.obs[..., -2 * act_dim:],
+                               rtol=0, atol=0)
+    # ... which holds the actions sent: the newest is the previous step's (clipped) action.
+    sent = policy.to_env_action(storage.actions[:-1])
+    torch.testing.assert_close(storage.obs[1:50, :, -act_dim:], sent[:49], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="--asymmetric-critic"):
+        PolicyConfig(critic_action_history=True)
+    with pytest.raises(ValueError, match="--action-history 3"):
+        TrainConfig(env=PUSH, policy=PolicyConfig(asymmetric_critic=True, critic_action_history=True))
 
 
 def test_privileged_inputs_never_reach_the_exported_graph(asymmetric_run, tmp_path):
