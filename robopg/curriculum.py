@@ -14,9 +14,9 @@ alpha grows by (steps of the rollout) / ramp_steps after each rollout whose trai
 success_gate (0: unconditionally, a plain schedule), so a policy that has not yet learned the task keeps
 learning it at the current width instead of meeting a wider one. Compared with ADR (robopg/adr.py), which moves
 each boundary on its own pinned episodes, the ramp needs no boundary episodes and reaches the full ranges in a
-known number of steps, which is what a fixed training budget needs. The latency parameters may have a ramp of their own over the same
-gated steps, width min(1, gated steps / latency_ramp_steps) (on FetchPush a faster one did not help:
-docs/sim2real.md section 8).
+known number of steps, which is what a fixed training budget needs. The latency parameters may have a ramp of
+their own over the same gated steps, width min(1, gated steps / latency_ramp_steps) (on FetchPush a faster one
+did not help: docs/sim2real.md section 8).
 """
 
 from __future__ import annotations
