@@ -90,7 +90,7 @@ def privileged_inputs(infos: dict[str, Any]) -> np.ndarray:
     return np.concatenate([infos["clean_obs"], infos["privileged_params"]], axis=1).astype(np.float32)
 
 
-def critic_inputs(infos: dict[str, Any], obs: np.ndarray, actions: int) -> np.ndarray:
+def critic_inputs(infos: dict[str, Any], obs: np.ndarray | None, actions: int) -> np.ndarray:
     """An asymmetric critic's input (N, obs_dim + P + actions): ``privileged_inputs`` and, with ``actions`` > 0,
     the last ``actions`` columns of the actor's input ``obs`` (N, input_dim): its action history, the commands
     still in a latency pipeline (``PolicyConfig.critic_action_history``)."""
@@ -181,10 +181,12 @@ class Collector:
             # Time-outs bootstrap from the true final observation, never from the reset one.
             timeouts = np.flatnonzero(truncated & ~terminated)
             if timeouts.size:
-                final = np.stack(infos["final_obs"][timeouts]).astype(np.float32)
                 if asymmetric:
-                    final = critic_inputs({k: infos["final_info"][k][timeouts]
-                                           for k in ("clean_obs", "privileged_params")}, final, policy.critic_actions)
+                    ended = {k: infos["final_info"][k][timeouts] for k in ("clean_obs", "privileged_params")}
+                    final_actor = np.stack(infos["final_obs"][timeouts]) if policy.critic_actions else None
+                    final = critic_inputs(ended, final_actor, policy.critic_actions)
+                else:
+                    final = np.stack(infos["final_obs"][timeouts]).astype(np.float32)
                 storage.set_bootstrap(torch.from_numpy(timeouts),
                                       acting.value(torch.from_numpy(final).to(device), timeouts))
             stats.returns += rewards
