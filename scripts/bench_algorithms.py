@@ -14,7 +14,7 @@ file (the same SimRobot seeds). ``random`` is a uniform random policy on those e
 thread for every implementation (robopg's default; the peers' set here).
 
     python scripts/bench_algorithms.py --seeds 0 1 2            # the tables in docs/bench_algorithms.md
-    python scripts/bench_algorithms.py --halfcheetah --seeds 0   # PPO on HalfCheetah-v5 for 1M steps, robopg and SB3
+    python scripts/bench_algorithms.py --halfcheetah --seeds 0   # ppo, trpo, a2c, ppo-kl on HalfCheetah-v5, 1M steps
 
 Writes docs/bench_algorithms.json (every run, with its curve), docs/bench_algorithms.md (tables) and
 docs/bench_algorithms.png (learning curves). Finished runs in --out-dir are reused, so an interrupted benchmark
@@ -62,14 +62,17 @@ TASKS: dict[str, TaskSetup] = {
                              per_algo={"reinforce": {"rollout_steps": 200}}),  # 200-step episodes
     "FetchReachDense-v4": TaskSetup(steps=50_000, num_envs=16, randomization="default"),
 }
+# PPO and PPO-KL with CleanRL's ppo_continuous_action settings where robopg has them: 2048 samples per rollout, 10
+# epochs, minibatches of 64, gamma 0.99, lambda 0.95, clip 0.2; 8 envs x 256 steps instead of 1 x 2048. TRPO and A2C
+# with their own defaults at gamma 0.99.
+CLEANRL_PPO = {"rollout_steps": 256, "minibatches": 32, "learning_rate": 3e-4}
 HALFCHEETAH = {
-    # CleanRL's ppo_continuous_action settings where robopg has them: 2048 samples per rollout, 10 epochs,
-    # minibatches of 64, gamma 0.99, lambda 0.95, clip 0.2; 8 envs x 256 steps instead of 1 x 2048.
     "HalfCheetah-v5": TaskSetup(
-        steps=1_000_000, num_envs=8,
-        section={"gamma": 0.99, "rollout_steps": 256, "minibatches": 32, "learning_rate": 3e-4},
+        steps=1_000_000, num_envs=8, section={"gamma": 0.99},
+        per_algo={Algo.PPO.value: CLEANRL_PPO, Algo.PPO_KL.value: CLEANRL_PPO},
     ),
 }
+HALFCHEETAH_ALGOS = (Algo.PPO, Algo.TRPO, Algo.A2C, Algo.PPO_KL)  # the issue's set: no REINFORCE or A3C at 1M steps
 EVAL_SEED = 10_000  # episode i of every evaluation starts from reset(seed=EVAL_SEED + i)
 # The peers' loop has no read-time watchdog; robopg's would turn a read delayed by the loaded machine into a
 # fallback (safe action). Scored on the policy, not the scheduler.
@@ -346,16 +349,20 @@ def write_table(results: list[dict[str, Any]], extra: list[dict[str, Any]], path
                 lines.append(f"| {algo} | {impl} | " + " | ".join(cells) + " |")
     lines += ["", f"Seeds: {seeds}.", "", "![learning curves](bench_algorithms.png)", "",
               *target_lines(results, tasks)]
-    for r in extra:
+    if extra:
         lines += [
-            f"## {r['impl']} {r['algo']} on {r['task']}, {r['total_steps']:,} steps (`python scripts/bench_algorithms.py "
-            f"--halfcheetah --impls {r['impl']} --seeds {r['seed']}`)",
+            "## HalfCheetah-v5, 1,000,000 steps (`python scripts/bench_algorithms.py --halfcheetah --seeds ...`)",
             "",
-            f"Seed {r['seed']}: deployed policy {r['eval_mean_return']:.0f} +- {r['eval_std_return']:.0f} over "
-            f"{r['eval_episodes']} deterministic episodes; {r['train_seconds'] / 60:.1f} min of training. "
-            "Settings: " + json.dumps(r["settings"]),
+            "Deployed return over the evaluation episodes (mean +- std over them), per seed; settings of each run "
+            "in docs/bench_algorithms.json.",
             "",
+            "| algorithm | implementation | seed | deployed return | training minutes |",
+            "|---|---|---|---|---|",
         ]
+        for r in sorted(extra, key=lambda r: ([a.value for a in Algo].index(r["algo"]), r["impl"], r["seed"])):
+            lines.append(f"| {r['algo']} | {r['impl']} | {r['seed']} | {r['eval_mean_return']:.0f} +- "
+                         f"{r['eval_std_return']:.0f} | {r['train_seconds'] / 60:.1f} |")
+        lines.append("")
     path.write_text("\n".join(lines))
 
 
@@ -438,8 +445,10 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 def plan_runs(args: argparse.Namespace) -> list[tuple[str, TaskSetup, str, Algo | None]]:
     """(task, setup, impl, algo) in the order they run: per task, each algorithm's implementations together."""
-    if args.halfcheetah:  # PPO only (its section is CleanRL's PPO settings), robopg and the peer's defaults
-        return [(t, s, impl, Algo.PPO) for t, s in HALFCHEETAH.items() for impl in args.impls if impl in ("robopg", "sb3")]
+    if args.halfcheetah:  # robopg and the peers' documented defaults (the zoo's HalfCheetah entries are not run)
+        algos = [a for a in HALFCHEETAH_ALGOS if a.value in args.algos]
+        return [(t, s, impl, a) for t, s in HALFCHEETAH.items() for a in algos for impl in args.impls
+                if impl in ("robopg", "sb3")]
     plan: list[tuple[str, TaskSetup, str, Algo | None]] = []
     for task in args.tasks:
         if "random" in args.impls:
@@ -455,7 +464,8 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=[a.value for a in Algo], choices=[a.value for a in Algo])
     parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), help="subset of " + ", ".join(TASKS))
-    parser.add_argument("--halfcheetah", action="store_true", help="PPO on HalfCheetah-v5 for 1M steps instead (robopg and SB3, per --impls)")
+    parser.add_argument("--halfcheetah", action="store_true", help="HalfCheetah-v5 for 1M steps instead: ppo, trpo, a2c, ppo-kl (those of --algos), robopg and "
+                        "the peers' defaults (per --impls)")
     parser.add_argument("--episodes", type=int, default=10, help="deterministic evaluation episodes per run")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/bench_algorithms"))
     parser.add_argument("--docs", type=Path, default=Path("docs"))
