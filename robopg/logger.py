@@ -51,6 +51,11 @@ class MetricsLogger:
         for tracker in self.trackers:
             tracker.histograms(step, values, prefix)
 
+    def flush(self) -> None:
+        """What the trackers hold onto disk (metrics.csv is written row by row)."""
+        for tracker in self.trackers:
+            tracker.flush()
+
     def close(self) -> None:
         for tracker in self.trackers:
             tracker.close()

@@ -179,6 +179,8 @@ class Trainer:
             logger.histograms(iteration.global_step, iteration.histograms)
         show_progress(bar, iteration.steps, metrics)
         if self.cfg.run.checkpoint_every and self.iteration % self.cfg.run.checkpoint_every == 0:
+            if logger is not None:
+                logger.flush()  # the logs reach the checkpoint's step on disk before it does
             self.save()
         return metrics
 
