@@ -8,7 +8,7 @@ step size from a config section.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -18,11 +18,17 @@ from robopg.config import LRSchedule, OptimizerKind
 from robopg.storage import Batch, RolloutStorage
 
 
-def make_optimizer(kind: OptimizerKind, params: Sequence[nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    """Adam, or RMSprop with alpha 0.99 and eps 1e-5 (Mnih et al. 2016; Stable-Baselines3's A2C)."""
+def make_optimizer(kind: OptimizerKind, params: Sequence[nn.Parameter] | Iterable[nn.Parameter],
+                   lr: float) -> torch.optim.Optimizer:
+    """Adam, or RMSprop with alpha 0.99 and eps 1e-5 (Mnih et al. 2016; Stable-Baselines3's A2C). Every optimiser
+    of every algorithm is built here.
+
+    Adam runs fused (one kernel over all parameters): on the CPU torch's default steps each tensor in a Python
+    loop, 2.2 ms a step for the fetch-push preset's actor and critic against 0.7 ms fused, and PPO takes 64 steps
+    an iteration (docs/batched_engine.md). The same update, rounded differently in the last bits."""
     if kind is OptimizerKind.RMSPROP:
         return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5)
-    return torch.optim.Adam(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, fused=True)
 
 
 def linear_decay(lr: float, progress: float) -> float:

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from robopg import distributed
-from robopg.algos.optimization import linear_decay, minibatch_epochs, optimizer_step
-from robopg.config import LRSchedule, PPOConfig
+from robopg.algos.optimization import linear_decay, make_optimizer, minibatch_epochs, optimizer_step
+from robopg.config import LRSchedule, OptimizerKind, PPOConfig
 from robopg.distributions import gaussian_kl
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import Batch, RolloutStorage
@@ -54,7 +54,7 @@ class PPO:
         self.policy = policy
         self.cfg = cfg
         self.learning_rate = cfg.learning_rate
-        self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
+        self.optimizer = make_optimizer(OptimizerKind.ADAM, policy.parameters(), cfg.learning_rate)
 
     def _set_lr(self, lr: float) -> None:
         self.learning_rate = lr

@@ -16,10 +16,15 @@ from typing import Any
 import torch
 
 from robopg import distributed
-from robopg.algos.optimization import minibatch_epochs, optimizer_step, scheduled_learning_rate
+from robopg.algos.optimization import (
+    make_optimizer,
+    minibatch_epochs,
+    optimizer_step,
+    scheduled_learning_rate,
+)
 from robopg.algos.ppo import value_loss
 from robopg.algos.trpo import mean_kl
-from robopg.config import PPOKLConfig
+from robopg.config import OptimizerKind, PPOKLConfig
 from robopg.distributions import gaussian_kl
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import Batch, RolloutStorage
@@ -44,7 +49,7 @@ class PPOKL:
         self.policy = policy
         self.cfg = cfg
         self.beta = cfg.init_beta
-        self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
+        self.optimizer = make_optimizer(OptimizerKind.ADAM, policy.parameters(), cfg.learning_rate)
 
     def update(self, storage: RolloutStorage, progress: float, generator: torch.Generator) -> dict[str, float]:
         """epochs x minibatches of the penalised surrogate at a fixed beta, then beta's dual step on the KL

@@ -27,8 +27,8 @@ from robopg.advantages import (
     normalized,
 )
 from robopg.algos.critic import fit_value
-from robopg.algos.optimization import optimizer_step
-from robopg.config import Baseline, ReinforceConfig, ReturnType
+from robopg.algos.optimization import make_optimizer, optimizer_step
+from robopg.config import Baseline, OptimizerKind, ReinforceConfig, ReturnType
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import RolloutStorage
 
@@ -42,8 +42,8 @@ class Reinforce:
     def __init__(self, policy: GaussianActorCritic, cfg: ReinforceConfig) -> None:
         self.policy = policy
         self.cfg = cfg
-        self.actor_optimizer = torch.optim.Adam(policy.actor_parameters(), lr=cfg.learning_rate)
-        self.critic_optimizer = torch.optim.Adam(policy.critic_parameters(), lr=cfg.learning_rate)
+        self.actor_optimizer = make_optimizer(OptimizerKind.ADAM, policy.actor_parameters(), cfg.learning_rate)
+        self.critic_optimizer = make_optimizer(OptimizerKind.ADAM, policy.critic_parameters(), cfg.learning_rate)
 
     def update(self, storage: RolloutStorage, progress: float, generator: torch.Generator) -> dict[str, float]:
         """One gradient step on the episodes that finished inside the rollout, then (baseline = value) the

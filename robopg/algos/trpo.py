@@ -21,7 +21,8 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from robopg import distributed
 from robopg.algos.critic import fit_value
-from robopg.config import TRPOConfig
+from robopg.algos.optimization import make_optimizer
+from robopg.config import OptimizerKind, TRPOConfig
 from robopg.distributions import gaussian_kl, gaussian_log_prob
 from robopg.modules.actor_critic import GaussianActorCritic
 from robopg.storage import Batch, RolloutStorage
@@ -88,7 +89,7 @@ class TRPO:
             raise ValueError("trpo needs separate actor and critic networks; drop --shared-trunk")
         self.policy = policy
         self.cfg = cfg
-        self.critic_optimizer = torch.optim.Adam(policy.critic_parameters(), lr=cfg.learning_rate)
+        self.critic_optimizer = make_optimizer(OptimizerKind.ADAM, policy.critic_parameters(), cfg.learning_rate)
 
     def update(self, storage: RolloutStorage, progress: float, generator: torch.Generator) -> dict[str, float]:
         cfg, policy = self.cfg, self.policy
