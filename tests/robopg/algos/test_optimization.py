@@ -87,6 +87,26 @@ def test_linear_schedule_falls_to_zero_and_constant_keeps_the_rate():
     assert isinstance(make_optimizer(OptimizerKind.ADAM, params, lr=0.1), torch.optim.Adam)
 
 
+def test_adam_is_fused_and_follows_kingma_and_ba():
+    """Two steps on loss = 0.5 |w - target|^2 against Adam's equations worked by hand (beta 0.9 / 0.999, eps 1e-8):
+    m_t = b1 m + (1 - b1) g, v_t = b2 v + (1 - b2) g^2, w -= lr (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps)."""
+    w = nn.Parameter(torch.tensor([1.0, -2.0]))
+    target = torch.tensor([0.0, 1.0])
+    optimizer = make_optimizer(OptimizerKind.ADAM, [w], lr=0.1)
+    assert optimizer.defaults["fused"] is True
+    expected, m, v = w.detach().clone().double(), torch.zeros(2).double(), torch.zeros(2).double()
+    for t in (1, 2):
+        optimizer_step(optimizer, 0.5 * (w - target).pow(2).sum(), max_grad_norm=float("inf"))
+        g = expected - target.double()  # the gradient at the weights before this step
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        expected = expected - 0.1 * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-8)
+        torch.testing.assert_close(w.detach().double(), expected, atol=1e-6, rtol=0)
+    # By hand: step 1 moves each weight by lr against its gradient's sign (m_hat / sqrt(v_hat) = sign(g) = (1, -1)):
+    # (0.9, -1.9). Step 2, g = (0.9, -2.9): m_hat = (0.18, -0.56) / 0.19, v_hat = (0.001809, 0.017401) / 0.001999,
+    # m_hat / sqrt(v_hat) = (0.995878, -0.998972), so w = (0.800412, -1.800103).
+    torch.testing.assert_close(w.detach(), torch.tensor([0.800412, -1.800103]), atol=2e-6, rtol=0)
+
+
 def test_only_ppo_takes_the_kl_adaptive_schedule():
     assert PPOConfig(lr_schedule="adaptive").lr_schedule is LRSchedule.ADAPTIVE
     for section in (A2CConfig, PPOKLConfig):
