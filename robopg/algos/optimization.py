@@ -18,8 +18,7 @@ from robopg.config import LRSchedule, OptimizerKind
 from robopg.storage import Batch, RolloutStorage
 
 
-def make_optimizer(kind: OptimizerKind, params: Sequence[nn.Parameter] | Iterable[nn.Parameter],
-                   lr: float) -> torch.optim.Optimizer:
+def make_optimizer(kind: OptimizerKind, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     """Adam, or RMSprop with alpha 0.99 and eps 1e-5 (Mnih et al. 2016; Stable-Baselines3's A2C). Every optimiser
     of every algorithm is built here.
 
