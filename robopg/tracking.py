@@ -79,17 +79,17 @@ class TensorBoardTracker:
     HAND_OVER_SECONDS = 1.0
 
     def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+        from tensorboard.compat.proto.summary_pb2 import Summary
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=purge_step)
+        self._summary = Summary  # TensorBoard's protobuf, imported with the writer (an optional dependency)
         self._pending: list[tuple[Any, int]] = []
         self._handed_over = time.monotonic()
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
-        values = [Summary.Value(tag=key, simple_value=float(value)) for key, value in metrics.items()]
-        self._pending.append((Summary(value=values), step))
+        values = [self._summary.Value(tag=key, simple_value=float(value)) for key, value in metrics.items()]
+        self._pending.append((self._summary(value=values), step))
         if time.monotonic() - self._handed_over >= self.HAND_OVER_SECONDS:
             self._hand_over()
 
