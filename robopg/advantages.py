@@ -53,6 +53,43 @@ def gae(
     return advantages, advantages + values
 
 
+def latency_aligned(advantages: torch.Tensor, latency: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
+    """Each action's advantage read where the action takes effect: ``L`` steps later under ``L`` steps of latency.
+
+    Under action latency the env executes at step t the action chosen at t - L, so GAE on the executed time line
+    (rewards, and a critic that sees the state but not the commands still queued) gives at step t + L the
+    advantage of the action chosen at t. Read at t instead, the action is credited with the effect of the one
+    chosen L steps before it, and its own effect reaches it only through the (gamma lambda)^L-weighted tail
+    (docs/sim2real.md, section 8). An action that never executes (its episode ends, or the rollout ends, within
+    the L steps) gets 0, the expected advantage of an action with no effect.
+
+        out[t, i] = advantages[t + L, i]   if t + L < T and no episode ends at steps t .. t + L - 1
+                  = 0                      otherwise                                  (L = latency[t, i])
+
+    Args:
+        advantages: (T, N) advantages of the executed actions, from ``gae`` on the rollout as collected.
+        latency: (T, N) integer steps of latency of the episode running at step t (0: unchanged).
+        dones: (T, N) 1 where the episode ended at step t (terminated or truncated).
+
+    Returns:
+        (T, N) the advantage of the action chosen at each step.
+    """
+    steps = advantages.shape[0]
+    out = advantages.clone()
+    # ends[t] = episodes that ended at steps < t, so ends[t + L] - ends[t] counts the ends in t .. t + L - 1
+    ends = torch.cat([torch.zeros_like(dones[:1]), dones.to(advantages.dtype).cumsum(0)], dim=0)
+    for lag in latency.unique().tolist():
+        if lag == 0:
+            continue
+        rows = latency == lag
+        shifted = torch.zeros_like(advantages)
+        if lag < steps:
+            ended = (ends[lag:steps] - ends[: steps - lag]) > 0
+            shifted[: steps - lag] = torch.where(ended, 0.0, advantages[lag:])
+        out[rows] = shifted[rows]
+    return out
+
+
 def discounted_reward_to_go(rewards: torch.Tensor, dones: torch.Tensor, gamma: float) -> torch.Tensor:
     """The lecture's reward-to-go, G_t = sum_{t' >= t} gamma^(t' - t) r_t', summed to the end of each episode.
 

@@ -263,6 +263,11 @@ class PolicyConfig:
         "action latency those are the commands still in the pipeline, which decide the next steps: without them "
         "the critic's input does not determine the future (docs/sim2real.md)."
     )
+    latency_aligned_advantages: bool = option(
+        False, "With asymmetric_critic and an action_latency in the randomisation spec: each action's advantage is "
+        "read at the step where it executes (its episode's latency later; robopg/advantages.py latency_aligned), "
+        "not where it was chosen. The critic must not see the queued commands (no critic_action_history)."
+    )
     recurrent: Recurrent = option(
         Recurrent.NONE, "none (MLP actor), lstm or gru: the actor is an LSTM/GRU on the policy input with an MLP head "
         "of hidden_sizes, trained on whole env sequences; the critic has its own LSTM/GRU, or with asymmetric_critic "
@@ -277,6 +282,10 @@ class PolicyConfig:
         _check(not self.critic_action_history or self.asymmetric_critic,
                "critic_action_history adds the action history to an asymmetric critic's input (a plain critic sees "
                "the actor's input, history included); pass --asymmetric-critic or drop --critic-action-history")
+        _check(not self.latency_aligned_advantages or (self.asymmetric_critic and not self.critic_action_history),
+               "latency_aligned_advantages needs a critic that sees the state but not the commands still queued (its "
+               "baseline for an action must not know the action): pass --asymmetric-critic and drop "
+               "--critic-action-history, or drop --latency-aligned-advantages")
         object.__setattr__(self, "recurrent", Recurrent(self.recurrent))
         _check(not (self.recurrent is not Recurrent.NONE and self.shared_trunk),
                "a recurrent policy gives actor and critic a memory each (the value loss must not shape the actor's); "
@@ -603,6 +612,9 @@ class TrainConfig:
         _check(not self.policy.critic_action_history or self.env.action_history > 0,
                "critic_action_history shows the critic the actor's action history, and action_history is 0; pass "
                "--action-history 3 (say) or drop --critic-action-history")
+        _check(not (self.policy.latency_aligned_advantages and self.run.algo is Algo.REINFORCE),
+               "latency_aligned_advantages moves GAE advantages, and reinforce uses Monte-Carlo returns; use --algo "
+               "ppo (or a2c, a3c, ppo-kl, trpo), or drop --latency-aligned-advantages")
         _check(not (self.curriculum.enabled and self.adr.enabled),
                "--curriculum and --adr both set the randomisation ranges; choose one")
         _check(

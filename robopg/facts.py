@@ -38,6 +38,19 @@ class TaskFacts:
     def obs_dim(self) -> int:
         return sum(size for _, size in self.layout)
 
+    def latency_column(self, cfg: TrainConfig) -> int | None:
+        """The column of the asymmetric critic's input (noiseless observation, then ``privileged``) that holds the
+        episode's action latency, with ``latency_aligned_advantages``; None without it."""
+        if not cfg.policy.latency_aligned_advantages:
+            return None
+        if self.privileged is None or "action_latency" not in self.privileged:
+            raise ValueError(
+                f"latency_aligned_advantages credits each action where it executes, by its episode's action latency, "
+                f"and the randomisation spec {cfg.env.randomization!r} varies no action_latency on {self.task}. Fix: "
+                "add an [action_latency] section to the spec, or drop --latency-aligned-advantages"
+            )
+        return self.obs_dim + self.privileged.index("action_latency")
+
     @property
     def act_dim(self) -> int:
         return len(self.action_low)

@@ -39,8 +39,8 @@ class SequenceStorage(RolloutStorage):
     (each (layers, N, hidden), set by the collector), and batches of whole env sequences."""
 
     def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int,
-                 critic_obs_dim: int | None = None) -> None:
-        super().__init__(num_steps, num_envs, obs_dim, act_dim, critic_obs_dim)
+                 critic_obs_dim: int | None = None, latency_column: int | None = None) -> None:
+        super().__init__(num_steps, num_envs, obs_dim, act_dim, critic_obs_dim, latency_column)
         self.initial_state: State = ()
 
     def sequences(self) -> Sequences:
@@ -114,8 +114,10 @@ class RecurrentActing:
             s[:, index] = 0.0
 
 
-def rollout_storage(policy: GaussianActorCritic, num_steps: int, num_envs: int) -> RolloutStorage:
-    """The storage ``policy`` trains from: ``SequenceStorage`` for a recurrent policy, else ``RolloutStorage``."""
+def rollout_storage(policy: GaussianActorCritic, num_steps: int, num_envs: int,
+                    latency_column: int | None = None) -> RolloutStorage:
+    """The storage ``policy`` trains from: ``SequenceStorage`` for a recurrent policy, else ``RolloutStorage``;
+    ``latency_column`` as ``TaskFacts.latency_column`` gives it."""
     storage_cls = SequenceStorage if policy.recurrent else RolloutStorage
     return storage_cls(num_steps, num_envs, policy.obs_dim, policy.act_dim,
-                       policy.critic_obs_dim if policy.asymmetric else None)
+                       policy.critic_obs_dim if policy.asymmetric else None, latency_column)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from robopg.advantages import gae, normalized
+from robopg.advantages import gae, latency_aligned, normalized
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,18 @@ class RolloutStorage:
 
     The collector fills everything up to ``last_values``; the algorithm's ``update()`` then fills
     ``advantages`` and ``returns`` with its own estimator (``compute_gae``, or Monte-Carlo returns).
+    ``latency_column``: the column of critic_obs that holds each step's action latency (an asymmetric critic's
+    privileged ``action_latency``); given, ``compute_gae`` credits each action where it executes
+    (``advantages.latency_aligned``, ``PolicyConfig.latency_aligned_advantages``).
     """
 
     def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int,
-                 critic_obs_dim: int | None = None) -> None:
+                 critic_obs_dim: int | None = None, latency_column: int | None = None) -> None:
+        if latency_column is not None and not (critic_obs_dim and 0 <= latency_column < critic_obs_dim):
+            raise ValueError(f"latency_column {latency_column} is not a column of the critic's {critic_obs_dim} "
+                             "inputs; it needs an asymmetric critic whose privileged inputs hold action_latency")
         self.num_steps, self.num_envs = num_steps, num_envs
+        self.latency_column = latency_column
         t, n = num_steps, num_envs
         self.obs = torch.zeros(t, n, obs_dim)
         self.critic_obs = self.obs if critic_obs_dim is None else torch.zeros(t, n, critic_obs_dim)
@@ -128,10 +135,15 @@ class RolloutStorage:
         return torch.where(self.truncated, self.bootstrap_values, following)
 
     def compute_gae(self, gamma: float, lam: float) -> None:
-        """Fill advantages and returns (= advantages + values) with GAE(gamma, lam)."""
+        """Fill advantages and returns (= advantages + values) with GAE(gamma, lam); with a ``latency_column``,
+        the advantages are then moved to the steps that chose the actions (the returns, the critic's targets, stay
+        on the executed time line)."""
         self.advantages, self.returns = gae(
             self.rewards, self.values, self.next_values(), self.terminated, self.dones, gamma, lam
         )
+        if self.latency_column is not None:
+            latency = self.critic_obs[..., self.latency_column].round().long()
+            self.advantages = latency_aligned(self.advantages, latency, self.dones)
 
     def reset(self) -> None:
         self.step = 0

@@ -115,7 +115,7 @@ def _work(rank: int, cfg: TrainConfig, facts: TaskFacts, algo: A3C, shared: Shar
     generator = seeds.generator(seeds.worker_seed(cfg.run.seed, rank))  # its updates' draws
     local = build_policy(cfg, facts, actions)
     algo.bind_worker(local)
-    storage = rollout_storage(local, cfg.a3c.rollout_steps, per_worker)
+    storage = rollout_storage(local, cfg.a3c.rollout_steps, per_worker, facts.latency_column(cfg))
     env = make_training_env(cfg.env, per_worker, seed=seed)
     try:
         collector = Collector(env, local, storage, facts.success_key, actions)

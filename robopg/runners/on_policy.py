@@ -24,7 +24,7 @@ def run(state: RunState, record: Record) -> dict[str, float]:
     """Train in this process until ``state.global_step`` reaches total_steps; returns the last metrics logged."""
     cfg, policy, world = state.cfg, state.policy, state.world
     with world.device:  # the storage's tensors on the policy's device
-        storage = rollout_storage(policy, cfg.algorithm.rollout_steps, cfg.env.num_envs)
+        storage = rollout_storage(policy, cfg.algorithm.rollout_steps, cfg.env.num_envs, state.facts.latency_column(cfg))
     seed = seeds.rank_env_seed(cfg.run.seed, world.rank, cfg.env.num_envs)
     env = make_training_env(cfg.env, cfg.env.num_envs, seed=seed, progress_steps=state.global_step,
                             nthread=world.env_threads)

@@ -41,10 +41,10 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 def collect_one_rollout(policy, env_cfg: EnvConfig, steps: int, num_envs: int, seed: int, sample_seed: int,
-                        success_key: str | None) -> RolloutStorage:
+                        success_key: str | None, latency_column: int | None = None) -> RolloutStorage:
     """One rollout of ``steps`` x ``num_envs`` by ``policy`` on real training envs (reset with ``seed``; actions
     sampled with a generator seeded ``sample_seed``), through the trainer's own Collector."""
-    storage = rollout_storage(policy, steps, num_envs)
+    storage = rollout_storage(policy, steps, num_envs, latency_column)
     env = make_training_env(env_cfg, num_envs, seed=seed)
     try:
         collector = Collector(env, policy, storage, success_key, torch.Generator().manual_seed(sample_seed))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from robopg.advantages import gae
+from robopg.advantages import gae, latency_aligned
 from robopg.storage import RolloutStorage
 
 GAMMA, LAM = 0.9, 0.5
@@ -73,3 +73,37 @@ def test_storage_refuses_an_incomplete_rollout():
         storage.add(*([torch.zeros(1, 1)] * 2), torch.zeros(1), torch.zeros(1), torch.zeros(1, 1), torch.zeros(1),
                     torch.zeros(1, dtype=torch.bool), torch.zeros(1, dtype=torch.bool))
         storage.finish(torch.zeros(1))
+
+
+def test_latency_aligned_reads_each_action_where_it_executes():
+    # 8 steps, 3 envs with latency 0, 2 and 3; envs 1 and 2 end an episode at step 4.
+    advantages = torch.arange(1.0, 9.0).unsqueeze(1).repeat(1, 3)  # A_t = t + 1 on the executed time line
+    latency = torch.tensor([[0, 2, 3]]).repeat(8, 1)
+    dones = torch.zeros(8, 3)
+    dones[4, 1:] = 1.0
+    out = latency_aligned(advantages, latency, dones)
+    assert out[:, 0].tolist() == advantages[:, 0].tolist()  # no latency: unchanged
+    # latency 2: the action of step t executes at t + 2. Steps 3 and 4 would execute after the episode's end at
+    # step 4, steps 6 and 7 after the rollout's end: 0. Step 2 executes at step 4, the episode's last.
+    assert out[:, 1].tolist() == [3.0, 4.0, 5.0, 0.0, 0.0, 8.0, 0.0, 0.0]
+    # latency 3: steps 0 and 1 execute at 3 and 4; 2-4 after the episode's end; 5-7 after the rollout's end.
+    assert out[:, 2].tolist() == [4.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_storage_with_a_latency_column_moves_advantages_and_keeps_the_critic_targets():
+    # critic_obs column 1 holds the latency: env 0 has 1 step, env 1 none.
+    storage = RolloutStorage(num_steps=3, num_envs=2, obs_dim=1, act_dim=1, critic_obs_dim=2, latency_column=1)
+    for _ in range(3):
+        storage.add(torch.zeros(2, 1), torch.zeros(2, 1), torch.zeros(2), torch.full((2,), 0.5), torch.zeros(2, 1),
+                    torch.tensor([1.0, 1.0]), torch.zeros(2, dtype=torch.bool), torch.zeros(2, dtype=torch.bool),
+                    torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
+    storage.finish(torch.full((2,), 0.5))
+    storage.compute_gae(GAMMA, LAM)
+    # GAE on the executed line, both envs: deltas 1 + .9*.5 - .5 = .95 each; A2 = .95, A1 = .95 + .45*.95 = 1.3775,
+    # A0 = .95 + .45*1.3775 = 1.569875
+    plain = [1.569875, 1.3775, 0.95]
+    assert storage.advantages[:, 1].tolist() == pytest.approx(plain)
+    assert storage.advantages[:, 0].tolist() == pytest.approx([1.3775, 0.95, 0.0])  # read one step later
+    assert storage.returns[:, 0].tolist() == pytest.approx([a + 0.5 for a in plain])  # targets unshifted
+    with pytest.raises(ValueError, match="not a column of the critic's 2 inputs"):
+        RolloutStorage(num_steps=3, num_envs=2, obs_dim=1, act_dim=1, critic_obs_dim=2, latency_column=2)

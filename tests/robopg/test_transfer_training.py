@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import envs
 from policies_export import Controller
+from robopg.advantages import gae
 from robopg.config import AdrConfig, EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
 from robopg.export import export_policy, load_trained_policy, to_onnx_bytes
 from robopg.facts import TaskFacts
@@ -68,6 +69,39 @@ def test_the_critic_can_see_the_commands_still_in_the_latency_pipeline(one_rollo
         PolicyConfig(critic_action_history=True)
     with pytest.raises(ValueError, match="--action-history 3"):
         TrainConfig(env=PUSH, policy=PolicyConfig(asymmetric_critic=True, critic_action_history=True))
+
+
+def test_latency_aligned_advantages_credit_each_action_where_the_env_executes_it(one_rollout, tmp_path):
+    spec = tmp_path / "lat2.toml"
+    spec.write_text('[action_latency]\ndistribution = "fixed"\nvalue = 2\n')
+    env_cfg = EnvConfig(task="FetchPush-v4", num_envs=2, randomization=str(spec), action_history=2)
+    policy_cfg = PolicyConfig(hidden_sizes=(32, 32), asymmetric_critic=True, latency_aligned_advantages=True)
+    cfg = TrainConfig(env=env_cfg, **{**SMALL, "policy": policy_cfg})
+    facts = TaskFacts.for_run(cfg)
+    column = facts.latency_column(cfg)
+    assert column == facts.obs_dim + facts.privileged.index("action_latency")
+    policy = build_policy(cfg, facts)
+    storage = one_rollout(policy, env_cfg, steps=60, num_envs=2, seed=5, sample_seed=6, success_key=None,
+                          latency_column=column)
+    assert storage.critic_obs[..., column].unique().tolist() == [2.0]  # the env's latency, every step
+    storage.compute_gae(0.9, 0.9)
+    plain = gae(storage.rewards, storage.values, storage.next_values(), storage.terminated, storage.dones, 0.9, 0.9)[0]
+    assert storage.dones[49].tolist() == [1.0, 1.0]  # FetchPush's time limit: the episodes end at step 49
+    executed = [t for t in range(58) if t not in (48, 49)]  # 48, 49 would execute after the end; 58, 59 next rollout
+    torch.testing.assert_close(storage.advantages[executed], plain[[t + 2 for t in executed]], rtol=0, atol=0)
+    assert storage.advantages[[48, 49, 58, 59]].abs().sum() == 0
+    torch.testing.assert_close(storage.returns, plain + storage.values)  # the critic's targets stay as collected
+    with pytest.raises(ValueError, match="drop --critic-action-history"):
+        PolicyConfig(asymmetric_critic=True, critic_action_history=True, latency_aligned_advantages=True)
+    with pytest.raises(ValueError, match="pass --asymmetric-critic"):
+        PolicyConfig(latency_aligned_advantages=True)
+    with pytest.raises(ValueError, match="reinforce uses Monte-Carlo returns"):
+        TrainConfig(env=env_cfg, policy=policy_cfg, run=RunConfig(algo="reinforce"))
+    masses = tmp_path / "mass.toml"
+    masses.write_text('[object_mass]\ndistribution = "uniform"\nlow = 0.8\nhigh = 1.2\n')
+    no_latency = TrainConfig(env=EnvConfig(task="FetchPush-v4", randomization=str(masses)), policy=policy_cfg)
+    with pytest.raises(ValueError, match="varies no action_latency on FetchPush-v4. Fix: add an .action_latency."):
+        TaskFacts.for_run(no_latency).latency_column(no_latency)
 
 
 def test_privileged_inputs_never_reach_the_exported_graph(asymmetric_run, tmp_path):
