@@ -60,7 +60,7 @@ def latency_aligned(advantages: torch.Tensor, latency: torch.Tensor, dones: torc
     (rewards, and a critic that sees the state but not the commands still queued) gives at step t + L the
     advantage of the action chosen at t. Read at t instead, the action is credited with the effect of the one
     chosen L steps before it, and its own effect reaches it only through the (gamma lambda)^L-weighted tail
-    (docs/sim2real.md, section 8). An action that never executes (its episode ends, or the rollout ends, within
+    (docs/sim2real.md, sections 4 and 8). An action that never executes (its episode ends, or the rollout ends, within
     the L steps) gets 0, the expected advantage of an action with no effect.
 
         out[t, i] = advantages[t + L, i]   if t + L < T and no episode ends at steps t .. t + L - 1
