@@ -229,6 +229,10 @@ class CurriculumConfig:
         0, "Gated env steps from no latency to the spec's full latency range (0: ramp_steps, with everything else); "
         "shorter puts the delays in early, so the policy trains on the longest delay for longer."
     )
+    latency_start: float = option(
+        0.0, "Width of the latency ranges from the first step on, a floor under their ramp (1: the spec's full "
+        "latency range throughout, everything else still ramped)."
+    )
 
     def __post_init__(self) -> None:
         _check(self.ramp_steps >= 1, f"ramp_steps must be >= 1, got {self.ramp_steps}")
@@ -236,6 +240,8 @@ class CurriculumConfig:
                f"{self.latency_ramp_steps}")
         _check(0 <= self.success_gate <= 1, f"success_gate must be in [0, 1], got {self.success_gate}")
         _check(0 <= self.start <= 1, f"start must be in [0, 1], got {self.start}")
+        _check(0 <= self.latency_start <= 1, f"latency_start must be in [0, 1] (1: full latency from the first "
+               f"step), got {self.latency_start}")
 
 
 DEFAULT_INIT_LOG_STD = -0.5

@@ -16,7 +16,8 @@ learning it at the current width instead of meeting a wider one. Compared with A
 each boundary on its own pinned episodes, the ramp needs no boundary episodes and reaches the full ranges in a
 known number of steps, which is what a fixed training budget needs. The latency parameters may have a ramp of
 their own over the same gated steps, width min(1, gated steps / latency_ramp_steps) (on FetchPush a faster one
-did not help: docs/sim2real.md section 8).
+did not help: docs/sim2real.md section 8), and a floor under it, latency_start (1: the full delay from the first
+step, everything else still ramped).
 """
 
 from __future__ import annotations
@@ -86,8 +87,9 @@ class RandomizationRamp:
 
     @property
     def latency_alpha(self) -> float:
-        """The width of the latency ranges (latency_ramp_steps, or ramp_steps when 0)."""
-        return min(1.0, self.progress / (self.cfg.latency_ramp_steps or self.cfg.ramp_steps))
+        """The width of the latency ranges (latency_ramp_steps, or ramp_steps when 0), never below latency_start."""
+        ramped = min(1.0, self.progress / (self.cfg.latency_ramp_steps or self.cfg.ramp_steps))
+        return max(self.cfg.latency_start, ramped)
 
     def spec(self, alpha: float | None = None, latency_alpha: float | None = None) -> RandomizationSpec:
         a = self.alpha if alpha is None else alpha
@@ -131,7 +133,7 @@ class RandomizationRamp:
 
     def metrics(self) -> dict[str, float]:
         out = {"curriculum_alpha": float(self.alpha)}
-        if self.cfg.latency_ramp_steps:
+        if self.cfg.latency_ramp_steps or self.cfg.latency_start:
             out["curriculum_latency_alpha"] = float(self.latency_alpha)
         return out
 

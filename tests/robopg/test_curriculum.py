@@ -80,6 +80,28 @@ def test_latency_ramps_on_its_own_schedule():
     assert (resumed.alpha, resumed.latency_alpha) == (0.75, 1.0)
 
 
+def test_latency_start_puts_the_full_delay_in_from_the_first_step():
+    spec = RandomizationSpec((
+        ParameterSpec("object_mass", Distribution.UNIFORM, Mode.SCALED, low=0.5, high=2.0),
+        ParameterSpec("action_latency", Distribution.UNIFORM, Mode.ABSOLUTE, low=0, high=3),
+    ))
+    ramp = RandomizationRamp(spec, CurriculumConfig(enabled=True, ramp_steps=1000, latency_start=1.0))
+
+    class NoEnv:
+        num_envs = 0
+
+    mass, latency = ramp.spec().parameters
+    assert (mass.low, mass.high) == (1.0, 1.0) and (latency.low, latency.high) == (0.0, 3.0)
+    assert ramp.metrics() == {"curriculum_alpha": 0.0, "curriculum_latency_alpha": 1.0}
+    half = RandomizationRamp(spec, CurriculumConfig(enabled=True, ramp_steps=1000, latency_start=0.5))
+    half.advance(NoEnv(), 250, success_rate=0.6)
+    assert (half.alpha, half.latency_alpha) == (0.25, 0.5)  # the floor holds until the ramp passes it
+    half.advance(NoEnv(), 500, success_rate=0.6)
+    assert (half.alpha, half.latency_alpha) == (0.75, 0.75)
+    with pytest.raises(ValueError, match="latency_start must be in"):
+        CurriculumConfig(latency_start=1.5)
+
+
 def test_a_run_starts_at_nominal_widens_and_resumes_its_width(tmp_path):
     cfg = TrainConfig(
         env=EnvConfig(task="FetchPush-v4", num_envs=4, randomization="default", reward="staged"),
