@@ -198,7 +198,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     profile = None if args.profile == "none" else args.profile
     result = evaluate_policy(args.policy[0], task=args.task, profile=profile, randomization=args.randomization,
-                             episodes=args.episodes, seed=args.seed, rate_hz=args.rate, video=video)
+                             episodes=args.episodes, seed=args.seed, rate_hz=args.rate, safety=_safety(args),
+                             video=video)
     if args.json is not None:
         _write_json(args.json, result.to_dict())
     if args.json != "-":
@@ -216,6 +217,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _safety(args: argparse.Namespace):
+    """The safety layer of `robopg evaluate`: the robot's defaults unless --safe-action / --no-obs-range-check."""
+    from policies_export.safety import SafetyConfig
+
+    return SafetyConfig(safe_action=args.safe_action, check_obs_range=args.obs_range_check)
+
+
 def _evaluate_matrix(args: argparse.Namespace) -> int:
     """Several files and/or profiles: one table (profiles x files), optionally as JSON and a heatmap."""
     from robopg.evaluate import evaluate_matrix, resolve_profiles
@@ -223,7 +231,8 @@ def _evaluate_matrix(args: argparse.Namespace) -> int:
     if args.rate is not None:
         raise ValueError("--rate runs one evaluation in real time. Fix: drop --rate with several files or profiles")
     matrix = evaluate_matrix(args.policy, resolve_profiles(args.profile), task=args.task,
-                             randomization=args.randomization, episodes=args.episodes, seed=args.seed)
+                             randomization=args.randomization, episodes=args.episodes, seed=args.seed,
+                             safety=_safety(args))
     if args.json is not None:
         _write_json(args.json, matrix.to_dict())
     if args.json != "-":
@@ -290,6 +299,12 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     evaluate.add_argument("--rate", type=float, metavar="HZ",
                           help="run the control loop in real time at HZ (default: unthrottled, as fast as the sim)")
+    evaluate.add_argument("--safe-action", choices=("hold", "zero"), default="hold",
+                          help="what replaces a rejected tick's action: hold (the last action sent, the runtime's "
+                          "default) or zero (the neutral action)")
+    evaluate.add_argument("--no-obs-range-check", dest="obs_range_check", action="store_false",
+                          help="do not reject observations outside the file's training range (measures what the "
+                          "check costs; a robot keeps it on)")
     evaluate.add_argument("--json", nargs="?", const="-", metavar="PATH",
                           help="the result as JSON: printed, or written to PATH")
     evaluate.add_argument("--plot", type=Path, metavar="PNG",

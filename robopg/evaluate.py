@@ -163,10 +163,12 @@ def evaluate_matrix(
     randomization: str = "none",
     episodes: int = 20,
     seed: int = 0,
+    safety: SafetyConfig | None = None,
 ) -> TransferMatrix:
     """Every policy under every profile ('none' for no profile), each as ``evaluate_policy`` with the same
-    episodes and seeds, so the cells of one column saw the same episode starts."""
+    episodes and seeds, so the cells of one column saw the same episode starts, and the same safety settings
+    (default: the robot's)."""
     results = [[evaluate_policy(policy, task=task, profile=None if profile == "none" else profile,
-                                randomization=randomization, episodes=episodes, seed=seed)
+                                randomization=randomization, episodes=episodes, seed=seed, safety=safety)
                 for profile in profiles] for policy in policies]
     return TransferMatrix([str(p) for p in policies], list(profiles), results)

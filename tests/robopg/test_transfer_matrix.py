@@ -82,3 +82,20 @@ def test_json_never_takes_a_policy_file_as_its_path(reach_policy, tmp_path):
     failed = robopg("evaluate", str(reach_policy), "--json", str(other), "--episodes", "1")
     assert failed.returncode == 2 and "would overwrite a policy file" in failed.stderr
     assert other.read_bytes() == before
+
+
+def test_evaluate_can_measure_what_the_range_check_and_the_safe_action_cost(reach_policy, tmp_path):
+    noisy = tmp_path / "noisy.toml"
+    noisy.write_text('[observation_noise]\ndistribution = "fixed"\nvalue = 0.1\n')  # 10 cm: often out of range
+    runs = {}
+    for name, flags in {"default": [], "zero": ["--safe-action", "zero"], "off": ["--no-obs-range-check"]}.items():
+        done = robopg("evaluate", str(reach_policy), "--profile", str(noisy), "--episodes", "2", "--json", *flags)
+        assert done.returncode == 0, done.stderr
+        runs[name] = json.loads(done.stdout)
+    ticks = 2 * 50
+    assert 0 < runs["default"]["fallbacks"] < ticks and 0 < runs["zero"]["fallbacks"] < ticks
+    # The same episodes; only what replaced the rejected ticks differs: repeating the last delta command drifts.
+    assert runs["zero"]["mean_return"] != runs["default"]["mean_return"]
+    assert runs["off"]["fallbacks"] == 0 and runs["off"]["interventions"]["obs_out_of_range"] == 0
+    failed = robopg("evaluate", str(reach_policy), "--safe-action", "brake")
+    assert failed.returncode == 2 and "invalid choice: 'brake'" in failed.stderr
