@@ -19,6 +19,9 @@ from typing import Any
 
 from robopg.video import GLUnavailableError, choose_gl_backend
 
+if typing.TYPE_CHECKING:
+    from policies_export.safety import SafetyConfig
+
 
 def _gl_before_mujoco(argv: list[str]) -> GLUnavailableError | None:
     """`evaluate --video` must choose MuJoCo's GL backend before anything imports MuJoCo, which binds it at import,
@@ -217,7 +220,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _safety(args: argparse.Namespace):
+def _safety(args: argparse.Namespace) -> SafetyConfig:
     """The safety layer of `robopg evaluate`: the robot's defaults unless --safe-action / --no-obs-range-check."""
     from policies_export.safety import SafetyConfig
 
@@ -281,6 +284,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     """robopg evaluate: one file or a matrix of files x profiles, optionally a video or a heatmap."""
+    from policies_export.safety import SAFE_ACTIONS  # the runtime's own list
+
     evaluate = sub.add_parser(
         "evaluate", help="run exported policies through the controller runtime in simulation",
         description="Run POLICY.onnx through policies_export.Controller (the robot's code path) against the "
@@ -299,7 +304,7 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     evaluate.add_argument("--rate", type=float, metavar="HZ",
                           help="run the control loop in real time at HZ (default: unthrottled, as fast as the sim)")
-    evaluate.add_argument("--safe-action", choices=("hold", "zero"), default="hold",
+    evaluate.add_argument("--safe-action", choices=SAFE_ACTIONS, default="hold",
                           help="what replaces a rejected tick's action: hold (the last action sent, the runtime's "
                           "default) or zero (the neutral action)")
     evaluate.add_argument("--no-obs-range-check", dest="obs_range_check", action="store_false",
