@@ -7,7 +7,10 @@ Python turns SIGINT into ``KeyboardInterrupt``; inside ``sigterm_interrupts()`` 
 start-up, where there is nothing to save. Once a run has trained an iteration, ``StopRequests`` takes over: the
 first signal lets the current iteration finish and stops the run at its end (``Interrupted(at_boundary=True)``),
 so the checkpoint saved then holds whole iterations, the state a periodic checkpoint would hold and a resume
-continues exactly; a second signal stops at once, mid-iteration, and nothing more is saved.
+continues exactly; a second signal stops at once, mid-iteration, and nothing more is saved. "At once" waits only
+for the iteration's record step (logs, TensorBoard, a periodic checkpoint) if the signal lands inside it: an
+exception raised inside TensorBoard's writer queue leaves its writer thread asleep with an item queued, and the
+logger's close then waits for it forever (a hang seen under load, py-spy: ``Queue.join`` in ``SummaryWriter.close``).
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ def sigterm_interrupts() -> Iterator[None]:
 class StopRequests:
     """SIGINT and SIGTERM while a run trains (``installed()``): until the first iteration's update is done (the
     run's start-up) a signal raises ``Interrupted`` at once; after, the first one is held until the iteration in
-    progress ends, where ``iteration_end`` raises it, and a second raises at once.
+    progress ends, where ``iteration_end`` raises it, and a second raises at once, or, inside the record step,
+    as soon as that step returns (it is never interrupted half-way).
 
     enabled=False (under torchrun) leaves the handlers as they are: a checkpoint there is a collective every rank
     must enter at the same iteration, which ranks stopped by signals they each received at their own moment cannot
@@ -80,6 +84,8 @@ class StopRequests:
         self.enabled = enabled
         self.pending: int | None = None
         self.deferring = False
+        self.recording = False
+        self.second: int | None = None  # a second signal that arrived during the record step
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -97,6 +103,9 @@ class StopRequests:
                 signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.recording and self.pending is not None:
+            self.second = signum
+            return
         if not self.deferring or self.pending is not None:
             raise Interrupted(signum=signum)
         self.pending = signum
@@ -105,9 +114,16 @@ class StopRequests:
 
     def iteration_end(self, record: Callable[[], T]) -> T:
         """Run an iteration's last step, ``record`` (its update is done: from here on a signal waits for the
-        iteration's end), and return what it returns; then raise a held signal."""
+        iteration's end), and return what it returns; then raise a held signal: a second one as if it had come
+        mid-iteration, a first one at the boundary."""
         self.deferring = True
-        value = record()
+        self.recording = True
+        try:
+            value = record()
+        finally:
+            self.recording = False
+        if self.second is not None:
+            raise Interrupted(signum=self.second)
         if self.pending is not None:
             raise Interrupted(signum=self.pending, at_boundary=True)
         return value

@@ -2,6 +2,7 @@
 and SLURM send it, stops like Ctrl-C, with a checkpoint after the iteration in progress, the command that
 continues and exit 143 (Ctrl-C: 130); a signal during start-up writes nothing and says so in one line."""
 
+import os
 import re
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from train_processes import BATCH, SMALL, default_signals, robopg, rows_written, start, wait_for_rows
 
 from robopg.checkpoint import load_checkpoint
+from robopg.interrupts import Interrupted, StopRequests
 from robopg.logger import read_metrics
 
 
@@ -97,3 +99,27 @@ def test_a_second_signal_stops_at_once_and_saves_nothing(tmp_path):
         "robopg train: interrupted (SIGINT) twice: stopped at once, mid-iteration, without saving. It had written no "
         f"checkpoint yet. Start it again with --out {run}")
     assert not (run / "latest.pt").exists() and rows_written(run) == 1
+
+
+def test_signals_inside_the_record_step_wait_for_it_to_return():
+    """The record step (logs, TensorBoard's writer queue, a checkpoint) is never interrupted half-way: two real
+    signals sent from inside it let it finish, then the second raises as a mid-iteration stop."""
+    stops, finished = StopRequests(), []
+
+    def record(signals):
+        for signum in signals:
+            os.kill(os.getpid(), signum)
+        finished.append(True)
+        return "metrics"
+
+    with stops.installed():
+        assert stops.iteration_end(lambda: record([])) == "metrics"
+        with pytest.raises(Interrupted) as caught:
+            stops.iteration_end(lambda: record([signal.SIGTERM, signal.SIGINT]))
+    assert finished == [True, True]
+    assert caught.value.signum == signal.SIGINT and not caught.value.at_boundary
+
+    stops = StopRequests()
+    with stops.installed(), pytest.raises(Interrupted) as caught:
+        stops.iteration_end(lambda: record([signal.SIGTERM]))
+    assert caught.value.signum == signal.SIGTERM and caught.value.at_boundary
