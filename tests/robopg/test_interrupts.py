@@ -101,14 +101,30 @@ def test_a_second_signal_stops_at_once_and_saves_nothing(tmp_path):
     assert not (run / "latest.pt").exists() and rows_written(run) == 1
 
 
-def test_signals_inside_the_record_step_wait_for_it_to_return():
+@pytest.fixture
+def signals_answered():
+    """SIGINT and SIGTERM with handlers for the test, whatever the suite inherited: a shell that starts pytest in
+    the background passes SIGINT on as ignored, and ``installed()`` keeps an ignored signal ignored."""
+    previous = {signum: signal.signal(signum, signal.default_int_handler) for signum in (signal.SIGINT,
+                                                                                          signal.SIGTERM)}
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def test_signals_inside_the_record_step_wait_for_it_to_return(signals_answered):
     """The record step (logs, TensorBoard's writer queue, a checkpoint) is never interrupted half-way: two real
     signals sent from inside it let it finish, then the second raises as a mid-iteration stop."""
     stops, finished = StopRequests(), []
 
     def record(signals):
         for signum in signals:
+            before = stops.pending, stops.second
             os.kill(os.getpid(), signum)
+            # Python runs handlers of signals pending together lowest number first: let this one run first.
+            waited = time.monotonic() + 10
+            while (stops.pending, stops.second) == before and time.monotonic() < waited:
+                time.sleep(0.001)
         finished.append(True)
         return "metrics"
 
