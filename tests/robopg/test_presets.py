@@ -39,7 +39,7 @@ def test_flags_and_config_file_override_the_preset(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('[ppo]\nepochs = 3\n[env]\nnum_envs = 8\n')
     cfg = resolve_config("fetch-push", config, {"env": {"num_envs": 4}, "run": {"seed": 5}})
-    assert cfg.env.num_envs == 4  # flag over config file over preset (64)
+    assert cfg.env.num_envs == 4  # flag over config file over preset (128)
     assert cfg.ppo.epochs == 3  # config file over preset (8)
     preset = preset_sections("fetch-push")
     # The preset over the defaults, on fields where the two differ.
