@@ -183,13 +183,32 @@ def evaluate(out: Path, checkpoint: Path, preset: str, episodes: int) -> dict[st
     return cells
 
 
+CURVE_POINTS = 200
+"""At most this many points per learning curve in the report: a 5M-step run logs ~600-2,500 iterations, and the
+JSON grew by ~10k lines per run when every one was kept."""
+
+
 def curve(out: Path, up_to: int | None = None) -> dict[str, list[float]]:
     """Training success against env steps and against training minutes (collect + update time per row), up to
-    env step ``up_to`` (the evaluated checkpoint's)."""
+    env step ``up_to`` (the evaluated checkpoint's), thinned to ``CURVE_POINTS`` (``thin_curve``)."""
     rows = [r for r in read_metrics(out) if up_to is None or r["step"] <= up_to]
     minutes = np.cumsum([r["collect_seconds"] + r["update_seconds"] for r in rows]) / 60.0
-    return {"step": [r["step"] for r in rows], "minutes": minutes.tolist(),
-            "success": [r["success_rate"] for r in rows]}
+    return thin_curve({"step": [r["step"] for r in rows], "minutes": minutes.tolist(),
+                       "success": [r["success_rate"] for r in rows]})
+
+
+def thin_curve(c: dict[str, list[float]], points: int = CURVE_POINTS) -> dict[str, list[float]]:
+    """A curve of at most ``points`` points: consecutive iterations in equal blocks, each block's last step and
+    minutes and its mean success (iterations without a finished episode, NaN, left out of the mean). A curve that
+    short already is returned as it is, so thinning a thinned curve changes nothing."""
+    n = len(c["step"])
+    if n <= points:
+        return c
+    blocks = np.array_split(np.arange(n), points)
+    success = np.asarray(c["success"], dtype=float)
+    means = [float(np.nanmean(success[b])) if np.isfinite(success[b]).any() else float("nan") for b in blocks]
+    return {"step": [c["step"][b[-1]] for b in blocks], "minutes": [c["minutes"][b[-1]] for b in blocks],
+            "success": means}
 
 
 def main() -> None:
@@ -235,6 +254,8 @@ def main() -> None:
 
 
 def write_report(results: dict, out: Path) -> None:
+    for run in results["runs"]:  # rows recorded before the curves were thinned are thinned here
+        run["curve"] = thin_curve(run["curve"])
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))
     out.with_suffix(".md").write_text(markdown(results))
     plot(results, out.with_suffix(".png"))

@@ -41,3 +41,16 @@ def test_report_merges_recorded_rows_and_marks_earlier_preset_versions(tmp_path)
     assert table[1].startswith("| fetch-push | randomized † | 0 |") and "0.20" in table[1]
     assert "fetch-push: its file's sha256 began 0ld0ld0ld0ld" in text
     assert bench.merge_recorded(tmp_path / "absent.json", fresh, bench.row_key) == fresh
+
+
+def test_curves_are_thinned_to_block_means_and_thinning_is_idempotent():
+    nan = float("nan")
+    c = {"step": [10 * (i + 1) for i in range(10)], "minutes": [0.5 * (i + 1) for i in range(10)],
+         "success": [0.0, nan, 1.0, 0.5, 0.5, 0.5, nan, nan, 1.0, 0.0]}
+    thin = bench.thin_curve(c, points=4)  # blocks of iterations 0-2, 3-5, 6-7, 8-9
+    assert thin["step"] == [30, 60, 80, 100]
+    assert thin["minutes"] == [1.5, 3.0, 4.0, 5.0]
+    assert thin["success"][:2] == [0.5, 0.5] and thin["success"][3] == 0.5
+    assert thin["success"][2] != thin["success"][2]  # a block without a finished episode stays NaN
+    assert bench.thin_curve(thin, points=4) is thin
+    assert bench.thin_curve(c, points=10) is c
