@@ -195,6 +195,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         video = VideoConfig(args.video, args.video_episodes, *parse_size(args.video_size))
         choose_gl_backend()  # before MuJoCo is imported: it binds its GL backend at import
+    if args.ablate:
+        return _evaluate_ablation(args, many_profiles, video)
     if len(args.policy) > 1 or many_profiles or args.plot is not None:
         return _evaluate_matrix(args)
     from robopg.evaluate import evaluate_policy
@@ -225,6 +227,25 @@ def _safety(args: argparse.Namespace) -> SafetyConfig:
     from policies_export.safety import SafetyConfig
 
     return SafetyConfig(safe_action=args.safe_action, check_obs_range=args.obs_range_check)
+
+
+def _evaluate_ablation(args: argparse.Namespace, many_profiles: bool, video: object) -> int:
+    """--ablate: one file under --randomization, then with each randomised parameter held at nominal."""
+    from robopg.evaluate import evaluate_ablation
+
+    if len(args.policy) > 1 or many_profiles or video is not None or args.plot is not None or args.rate is not None:
+        raise ValueError("--ablate evaluates one file under one randomisation spec. Fix: pass one POLICY.onnx and "
+                         "drop --profile all, --video, --plot and --rate")
+    profile = None if args.profile in ("none", "nominal") else args.profile
+    ablation = evaluate_ablation(args.policy[0], args.randomization, task=args.task, profile=profile,
+                                 episodes=args.episodes, seed=args.seed, safety=_safety(args))
+    if args.json is not None:
+        _write_json(args.json, ablation.to_dict())
+    if args.json != "-":
+        print(f"{args.episodes} episodes per row, seeds {args.seed}..{args.seed + args.episodes - 1}, "
+              f"randomization={args.randomization}" + (f", profile={profile}" if profile else ""))
+        print(ablation.table())
+    return 0
 
 
 def _evaluate_matrix(args: argparse.Namespace) -> int:
@@ -310,6 +331,9 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--no-obs-range-check", dest="obs_range_check", action="store_false",
                           help="do not reject observations outside the file's training range (measures what the "
                           "check costs; a robot keeps it on)")
+    evaluate.add_argument("--ablate", action="store_true",
+                          help="with --randomization SPEC: evaluate the file under SPEC, then once per randomised "
+                               "parameter with that one held at nominal (which randomisation costs it success)")
     evaluate.add_argument("--json", nargs="?", const="-", metavar="PATH",
                           help="the result as JSON: printed, or written to PATH")
     evaluate.add_argument("--plot", type=Path, metavar="PNG",

@@ -99,3 +99,40 @@ def test_evaluate_can_measure_what_the_range_check_and_the_safe_action_cost(reac
     assert runs["off"]["fallbacks"] == 0 and runs["off"]["interventions"]["obs_out_of_range"] == 0
     failed = robopg("evaluate", str(reach_policy), "--safe-action", "brake")
     assert failed.returncode == 2 and "invalid choice: 'brake'" in failed.stderr
+
+
+def test_held_at_nominal_drops_one_parameter_per_row_and_keeps_an_object_push_with_its_probability():
+    from robopg.evaluate import held_at_nominal
+
+    spec = envs.load_spec("sim2real")
+    rows = held_at_nominal(spec)
+    assert [name for name, _ in rows] == [n for n in spec.names if n != "object_push_probability"]
+    for name, held in rows:
+        gone = {name, "object_push_probability"} if name == "object_push" else {name}
+        assert set(spec.names) - set(held.names) == gone and f"without {name}" in held.source
+        assert all(held[n] == spec[n] for n in held.names)  # the others keep their ranges
+
+
+def test_ablate_holds_each_parameter_at_nominal_on_the_same_episodes(reach_policy, tmp_path):
+    from robopg.evaluate import evaluate_ablation
+
+    (tmp_path / "spec.toml").write_text('[action_latency]\ndistribution = "fixed"\nvalue = 3\n\n'
+                                        '[observation_noise]\ndistribution = "fixed"\nvalue = 0.05\n')
+    (tmp_path / "noise.toml").write_text('[observation_noise]\ndistribution = "fixed"\nvalue = 0.05\n')
+    ablation = evaluate_ablation(reach_policy, tmp_path / "spec.toml", episodes=2, seed=5)
+    assert [name for name, _ in ablation.held] == ["action_latency", "observation_noise"]
+    no_latency = dict(ablation.held)["action_latency"]
+    direct = evaluate_policy(reach_policy, profile=None, randomization=str(tmp_path / "noise.toml"), episodes=2,
+                             seed=5)
+    assert no_latency.mean_return == direct.mean_return  # the row is the spec without that parameter, same seeds
+    assert no_latency.randomization.endswith("without action_latency")
+    assert ablation.full.mean_return != no_latency.mean_return  # a 3-step delay and heavy noise change the episodes
+
+    done = robopg("evaluate", str(reach_policy), "--randomization", str(tmp_path / "spec.toml"), "--ablate",
+                  "--episodes", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert sorted(doc["held_at_nominal"]) == ["action_latency", "observation_noise"]
+    assert doc["full"]["randomization"].endswith("spec.toml")
+    refused = robopg("evaluate", str(reach_policy), "--ablate")
+    assert refused.returncode == 2 and "randomises none" in refused.stderr
