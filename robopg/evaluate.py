@@ -228,7 +228,8 @@ def evaluate_ablation(
     safety: SafetyConfig | None = None,
 ) -> Ablation:
     """``policy`` under ``randomization`` (plus ``profile``'s fixed values, if given), then once per randomised
-    parameter with that one held at nominal (``held_at_nominal``), every run on the same episode seeds. A row
+    parameter with that one held at nominal (``held_at_nominal``), every run on the same episode seeds (the draws
+    of the parameters after the held one in the spec differ, as one fewer value is drawn per episode). A row
     whose success rises the most names the parameter the file copes with worst; with 50 episodes a difference
     below ~0.1 is within one binomial std of two cells."""
     spec = load_spec(randomization)
