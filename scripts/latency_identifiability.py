@@ -8,8 +8,9 @@ k <= M - 1: with M = 3, a 3-step delay's executed action a_{t-4} has already lef
 told only by elimination (no action in the history matches); with smooth actions it reads as k = 2, so the policy
 believes one action fewer is still queued than there is.
 
-This script measures that with the real components: FetchPush-v4 on the batched backend under the
-``nominal`` / fixed-latency profiles (nothing else randomised), the real latency queue and ``HistoryStack``, and
+This script measures that with the real components: FetchPush-v4 on the batched backend under a fixed k-step
+delay (nothing else randomised, or ``--randomization SPEC``'s other parameters too), the real latency queue and
+``HistoryStack``, and
 smooth random actions (an Ornstein-Uhlenbeck walk, like a rate-penalised policy's). For each M it fits the
 displacement per unit action, then guesses k as the history action that best explains the displacement (for the
 elimination case, M = 3: "3" when none explains it as well as 95% of the k <= 2 steps are explained), and prints
@@ -17,6 +18,7 @@ how often each k is identified (docs/sim2real.md section 8 cites it).
 
     python scripts/latency_identifiability.py            # ~20 s on 2 cores
     python scripts/latency_identifiability.py --histories 3 4 5 --envs 16 --seed 0
+    python scripts/latency_identifiability.py --randomization sim2real   # with the spec's noise and dynamics
 """
 
 from __future__ import annotations
@@ -33,15 +35,18 @@ TASK = "FetchPush-v4"
 GRIP_DISPLACEMENT = slice(20, 23)  # grip_velp: the gripper's velocity x dt, i.e. its displacement over the last step
 
 
-def record(k: int, history: int, envs_n: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Displacements (S, 3) and action histories (S, history, 3) (oldest first) under a fixed k-step delay."""
+def record(k: int, history: int, envs_n: int, steps: int, seed: int, randomization: str = "none"
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Displacements (S, 3) and action histories (S, history, 3) (oldest first) under a fixed k-step delay, on top
+    of ``randomization`` (a spec's other parameters: noise, dynamics)."""
     import envs
     from envs.history import HistoryStack
 
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / f"latency_{k}.toml"
         spec.write_text(f'[action_latency]\ndistribution = "fixed"\nvalue = {k}\n')
-        vec = HistoryStack(envs.make_vec(TASK, envs_n, seed, randomization=spec, backend="batched"), 1, history)
+        vec = HistoryStack(envs.make_vec(TASK, envs_n, seed, randomization=randomization, profile=spec,
+                                         backend="batched"), 1, history)
     rng = np.random.default_rng(seed + k)
     stack, _ = vec.reset(seed=seed)
     act_dim = vec.single_action_space.shape[0]
@@ -58,9 +63,10 @@ def record(k: int, history: int, envs_n: int, steps: int, seed: int) -> tuple[np
     return np.concatenate(displacement), np.concatenate(past)
 
 
-def identified(history: int, envs_n: int, steps: int, seed: int) -> tuple[float, list[float], list[list[int]]]:
+def identified(history: int, envs_n: int, steps: int, seed: int, randomization: str = "none"
+               ) -> tuple[float, list[float], list[list[int]]]:
     """(displacement per unit action (m), fraction of steps whose k is identified, per k; guesses for each k)."""
-    data = {k: record(k, history, envs_n, steps, seed) for k in range(4)}
+    data = {k: record(k, history, envs_n, steps, seed, randomization) for k in range(4)}
     # displacement ~ gain * a_{t-1-k}; the executed action of k <= history - 1 is column -1 - k of the history.
     gain = float(np.median([np.linalg.lstsq(h[:, -1 - k], d, rcond=None)[0].diagonal().mean()
                             for k, (d, h) in data.items() if k < history]))
@@ -81,11 +87,14 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=16, help="envs (episodes) per latency")
     parser.add_argument("--steps", type=int, default=50, help="steps per env: one episode of the task")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--randomization", default="none",
+                        help="a spec whose other parameters (noise, dynamics) apply too, e.g. sim2real; its latency "
+                             "is replaced by each fixed k")
     args = parser.parse_args()
     for m in args.histories:
         if m < 1:
             parser.error(f"--histories: {m} actions cannot be matched; use M >= 1")
-        gain, rates, read_as = identified(m, args.envs, args.steps, args.seed)
+        gain, rates, read_as = identified(m, args.envs, args.steps, args.seed, args.randomization)
         print(f"M={m}: displacement per unit action {gain:.4f} m; k identified from one observation: "
               + ", ".join(f"k={k} {r:.2f}" for k, r in enumerate(rates))
               + f"; k=3 read as k=0..{len(read_as[3]) - 1}: {read_as[3]}", flush=True)
