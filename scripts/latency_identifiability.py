@@ -10,11 +10,10 @@ believes one action fewer is still queued than there is.
 
 This script measures that with the real components: FetchPush-v4 on the batched backend under a fixed k-step
 delay (nothing else randomised, or ``--randomization SPEC``'s other parameters too), the real latency queue and
-``HistoryStack``, and
-smooth random actions (an Ornstein-Uhlenbeck walk, like a rate-penalised policy's). For each M it fits the
-displacement per unit action, then guesses k as the history action that best explains the displacement (for the
-elimination case, M = 3: "3" when none explains it as well as 95% of the k <= 2 steps are explained), and prints
-how often each k is identified (docs/sim2real.md section 8 cites it).
+``HistoryStack``, and smooth random actions (an Ornstein-Uhlenbeck walk, like a rate-penalised policy's). For
+each M it fits the displacement per unit action, then guesses k as the history action that best explains the
+displacement (for the elimination case, M = 3: "3" when none explains it as well as 95% of the k <= 2 steps are
+explained), and prints how often each k is identified (docs/sim2real.md section 8 cites it).
 
     python scripts/latency_identifiability.py            # ~20 s on 2 cores
     python scripts/latency_identifiability.py --histories 3 4 5 --envs 16 --seed 0
