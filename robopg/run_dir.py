@@ -33,8 +33,8 @@ from robopg.tracking import CONFIG_FILE, TRACKING_FILE, ResumePoint
 TENSORBOARD_DIR = "tb"
 UNSTARTED_FILES = (CONFIG_FILE, METRICS_FILE, TENSORBOARD_DIR, TRACKING_FILE)
 """What a run writes before its first checkpoint; removed when a new run reuses a directory without one."""
-RESUMABLE = ("run.total_steps", "run.checkpoint_every", "run.torch_threads", "run.logger", "run.project",
-             "run.wandb_mode", "run.mlflow_tracking_uri")
+RESUMABLE = ("run.total_steps", "run.checkpoint_every", "run.torch_threads", "run.update_threads", "run.logger",
+             "run.project", "run.wandb_mode", "run.mlflow_tracking_uri")
 """The config fields a resume may change: how long, how often to checkpoint, threads and trackers."""
 
 

@@ -124,8 +124,8 @@ def test_export_of_what_is_not_a_run_says_so_in_one_line_and_exits_2(tmp_path, c
 def test_a_resume_that_would_change_the_run_or_train_nothing_is_refused_by_name(tiny_run, tmp_path, capsys):
     run = Path(shutil.copytree(tiny_run, tmp_path / "run"))  # FetchReachDense-v4, ppo, 32-32, at step 256 of 256
     before = (run / "metrics.csv").read_bytes()
-    may_change = ("A resume may change only --total-steps, --checkpoint-every, --torch-threads, --logger, --project, "
-                  "--wandb-mode, --mlflow-tracking-uri. Fix: drop the other flags, or start a new run with --out NEW_DIR")
+    may_change = ("A resume may change only --total-steps, --checkpoint-every, --torch-threads, --update-threads, "
+                  "--logger, --project, --wandb-mode, --mlflow-tracking-uri. Fix: drop the other flags, or start a new run with --out NEW_DIR")
     refused = {
         ("--algo", "a2c"): f"--resume {run} cannot change run.algo (ppo -> a2c): a checkpoint continues the run "
                            f"that wrote it. {may_change}",
@@ -147,5 +147,5 @@ def test_a_resume_that_would_change_the_run_or_train_nothing_is_refused_by_name(
 
     # What a resume may change: the budget and the bookkeeping.
     assert main(["train", "--resume", str(run), "--out", str(run), "--total-steps", "320", "--checkpoint-every", "3",
-                 "--no-progress"]) == 0
+                 "--update-threads", "2", "--no-progress"]) == 0
     assert [r["step"] for r in read_metrics(run)][-2:] == [256, 320]
