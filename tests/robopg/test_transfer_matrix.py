@@ -113,7 +113,8 @@ def test_held_at_nominal_drops_one_parameter_per_row_and_keeps_an_object_push_wi
         assert all(held[n] == spec[n] for n in held.names)  # the others keep their ranges
 
 
-def test_ablate_holds_each_parameter_at_nominal_on_the_same_episodes(reach_policy, tmp_path):
+def test_ablate_holds_each_parameter_at_nominal_on_the_same_episodes(reach_policy, tmp_path, capsys):
+    from robopg.cli import main
     from robopg.evaluate import evaluate_ablation
 
     (tmp_path / "spec.toml").write_text('[action_latency]\ndistribution = "fixed"\nvalue = 3\n\n'
@@ -128,11 +129,11 @@ def test_ablate_holds_each_parameter_at_nominal_on_the_same_episodes(reach_polic
     assert no_latency.randomization.endswith("without action_latency")
     assert ablation.full.mean_return != no_latency.mean_return  # a 3-step delay and heavy noise change the episodes
 
-    done = robopg("evaluate", str(reach_policy), "--randomization", str(tmp_path / "spec.toml"), "--ablate",
-                  "--episodes", "1", "--json")
-    assert done.returncode == 0, done.stderr
-    doc = json.loads(done.stdout)
+    capsys.readouterr()
+    assert main(["evaluate", str(reach_policy), "--randomization", str(tmp_path / "spec.toml"), "--ablate",
+                 "--episodes", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
     assert sorted(doc["held_at_nominal"]) == ["action_latency", "observation_noise"]
     assert doc["full"]["randomization"].endswith("spec.toml")
-    refused = robopg("evaluate", str(reach_policy), "--ablate")
-    assert refused.returncode == 2 and "randomises none" in refused.stderr
+    assert main(["evaluate", str(reach_policy), "--ablate"]) == 2
+    assert "randomises none" in capsys.readouterr().err
