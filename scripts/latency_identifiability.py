@@ -32,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "FetchPush-v4"
 GRIP_DISPLACEMENT = slice(20, 23)  # grip_velp: the gripper's velocity x dt, i.e. its displacement over the last step
+DELAYS = range(4)  # 0-3 steps: the sim2real spec's action_latency range
 
 
 def record(k: int, history: int, envs_n: int, steps: int, seed: int, randomization: str = "none"
@@ -65,18 +66,18 @@ def record(k: int, history: int, envs_n: int, steps: int, seed: int, randomizati
 def identified(history: int, envs_n: int, steps: int, seed: int, randomization: str = "none"
                ) -> tuple[float, list[float], list[list[int]]]:
     """(displacement per unit action (m), fraction of steps whose k is identified, per k; guesses for each k)."""
-    data = {k: record(k, history, envs_n, steps, seed, randomization) for k in range(4)}
+    data = {k: record(k, history, envs_n, steps, seed, randomization) for k in DELAYS}
     # displacement ~ gain * a_{t-1-k}; the executed action of k <= history - 1 is column -1 - k of the history.
     gain = float(np.median([np.linalg.lstsq(h[:, -1 - k], d, rcond=None)[0].diagonal().mean()
                             for k, (d, h) in data.items() if k < history]))
     errors = {k: np.stack([np.linalg.norm(d - gain * h[:, -1 - j], axis=1) for j in range(history)], axis=1)
               for k, (d, h) in data.items()}
     guesses = {k: e.argmin(axis=1) for k, e in errors.items()}
-    if history <= 3:  # a delay beyond the history: only by elimination
+    if history <= max(DELAYS):  # a delay whose executed action left the history: only by elimination
         tolerance = np.quantile(np.concatenate([errors[k].min(axis=1) for k in range(history)]), 0.95)
         guesses = {k: np.where(errors[k].min(axis=1) > tolerance, history, g) for k, g in guesses.items()}
-    rates = [float((guesses[k] == k).mean()) for k in range(4)]
-    read_as = [np.bincount(guesses[k], minlength=max(4, history)).tolist() for k in range(4)]
+    rates = [float((guesses[k] == k).mean()) for k in DELAYS]
+    read_as = [np.bincount(guesses[k], minlength=max(len(DELAYS), history)).tolist() for k in DELAYS]
     return gain, rates, read_as
 
 

@@ -54,4 +54,3 @@ def test_curves_are_thinned_to_block_means_and_thinning_is_idempotent():
     assert thin["success"][2] != thin["success"][2]  # a block without a finished episode stays NaN
     assert bench.thin_curve(thin, points=4) is thin
     assert bench.thin_curve(c, points=10) is c
-
