@@ -18,7 +18,8 @@ PushCube/PickCube and Isaac Lab's lift rewards): every term lies in [0, 1],
     grasp   = 1 if both fingers touch the object (infos["grasped"], envs/contacts.py), else 0
     lift    = grasp * clip((object height - its start height) / lift_height, 0, 1)
     place   = gate * (1 - tanh(sharpness * |object - goal|))
-    success = 1 if |object - goal| < the task's distance_threshold
+    success = 1 if |object - goal| < the task's distance_threshold (and, with settle_distance > 0, the object
+              moved less than settle_distance over the step: an object sliding through the goal is not a success)
 
 where gate is 1, "reached" (latched for the rest of the episode once the gripper came within reached_distance of
 the reach target) or grasp. r = sum(scale * term) / sum(scales), and a success step gets the maximum, 1: so the
@@ -157,11 +158,16 @@ class StagedScales:
     """Metres above its start height at which the lift term saturates."""
     action_rate: float = 0.0
     """Weight of the action-rate penalty subtracted from every step's reward (module docstring); 0: off."""
+    settle_distance: float = 0.0
+    """Metres per control step: success counts only while the object moved less than this over the step, so a push
+    that slides the object through the goal earns the shaped terms but not success's maximum; 0: off."""
 
     def __post_init__(self) -> None:
         weights = [getattr(self, name) for name in STAGED_TERMS]
         if not self.action_rate >= 0:
             raise ValueError(f"staged reward action_rate must be >= 0, got {self.action_rate}")
+        if not self.settle_distance >= 0:
+            raise ValueError(f"staged reward settle_distance must be >= 0 (0: off), got {self.settle_distance}")
         if min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"staged reward scales must be >= 0 with a positive sum, got {dict(zip(STAGED_TERMS, weights, strict=True))}")
         if self.sharpness <= 0 or self.reached_distance <= 0 or self.lift_height <= 0:
@@ -177,11 +183,13 @@ class StagedScales:
 
 
 def staged_terms(obs: np.ndarray, layout: ObservationLayout, distance_threshold: float, scales: StagedScales,
-                 grasped: np.ndarray, reached: np.ndarray, start_height: np.ndarray) -> dict[str, np.ndarray]:
+                 grasped: np.ndarray, reached: np.ndarray, start_height: np.ndarray,
+                 object_step: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Unscaled staged terms of flat Fetch observations obs (N, dim): name -> (N,) float64, each in [0, 1].
 
     grasped (N,) 0/1, reached (N,) bool (the latched gate, including this step), start_height (N,) the object's
-    height at the episode's start."""
+    height at the episode's start, object_step (N,) metres the object moved over the step (needed when
+    scales.settle_distance > 0)."""
     observation = obs[:, layout.slices["observation"]].astype(np.float64)
     goal = obs[:, layout.slices["desired_goal"]].astype(np.float64)
     obj = observation[:, OBJECT]
@@ -189,12 +197,17 @@ def staged_terms(obs: np.ndarray, layout: ObservationLayout, distance_threshold:
     grasp = np.asarray(grasped, dtype=np.float64)
     gate = {PlaceGate.NONE: np.ones_like(grasp), PlaceGate.REACHED: reached.astype(np.float64),
             PlaceGate.GRASPED: grasp}[scales.place_gate]
+    success = to_goal < distance_threshold
+    if scales.settle_distance > 0:
+        if object_step is None:
+            raise ValueError("settle_distance > 0 needs object_step, the object's displacement over the step")
+        success &= np.asarray(object_step) < scales.settle_distance
     return {
         "reach": 1.0 - np.tanh(scales.sharpness * reach_distance(obs, layout, scales.reach_offset)),
         "grasp": grasp,
         "lift": grasp * np.clip((obj[:, Z] - start_height) / scales.lift_height, 0.0, 1.0),
         "place": gate * (1.0 - np.tanh(scales.sharpness * to_goal)),
-        "success": (to_goal < distance_threshold).astype(np.float64),
+        "success": success.astype(np.float64),
     }
 
 
@@ -240,11 +253,14 @@ class StagedReward(gym.vector.VectorWrapper):
         self.action_low, self.action_high = space.low.astype(np.float64), space.high.astype(np.float64)
         self.last_action = np.zeros((n, space.shape[0]))
         self.first_step = np.ones(n, dtype=bool)  # no previous action of this episode yet
+        self.last_object = np.zeros((n, 3))  # the object's position after the previous step (settle_distance)
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
         obs, infos = self.env.reset(**kwargs)
         self.reached[:] = False
-        self.start_height[:] = self._object_height(np.asarray(infos.get("clean_obs", obs)))
+        start = np.asarray(infos.get("clean_obs", obs))
+        self.start_height[:] = self._object_height(start)
+        self.last_object[:] = self._object(start)
         self.first_step[:] = True
         return obs, infos
 
@@ -262,8 +278,10 @@ class StagedReward(gym.vector.VectorWrapper):
         if self.scales.needs_grasp and GRASPED not in infos:
             raise ValueError("the env reports no infos['grasped']; build it with envs.make_vec (FetchPickAndPlace)")
         self.reached |= reach_distance(state, self.layout, self.scales.reach_offset) < self.scales.reached_distance
+        obj = self._object(state)
+        object_step = np.linalg.norm(obj - self.last_object, axis=-1)
         terms = staged_terms(state, self.layout, self.distance_threshold, self.scales, grasped, self.reached,
-                             self.start_height)
+                             self.start_height, object_step)
         reward, scaled = staged_reward(terms, self.scales)
         if self.scales.action_rate > 0:
             penalty = self.scales.action_rate * self._action_rate(actions)
@@ -272,6 +290,8 @@ class StagedReward(gym.vector.VectorWrapper):
         # The new episodes of the environments that reset: gate cleared, start height from their reset state.
         self.reached[ended] = False
         self.start_height[ended] = self._object_height(current[ended])
+        self.last_object[:] = obj
+        self.last_object[ended] = self._object(current[ended])
         self.first_step[ended] = True
         infos["reward_terms"] = scaled
         return obs, reward, terminated, truncated, infos
@@ -286,5 +306,9 @@ class StagedReward(gym.vector.VectorWrapper):
         self.first_step[:] = False
         return rate
 
+    def _object(self, obs: np.ndarray) -> np.ndarray:
+        """(N, 3) the object's position, float64."""
+        return obs[:, self.layout.slices["observation"]][:, OBJECT].astype(np.float64)
+
     def _object_height(self, obs: np.ndarray) -> np.ndarray:
-        return obs[:, self.layout.slices["observation"]][:, OBJECT][:, Z].astype(np.float64)
+        return self._object(obs)[:, Z]

@@ -161,6 +161,9 @@ class EnvConfig:
     action_rate_scale: float = option(0.0, "Staged reward: weight of the action-rate penalty, subtracted from each "
                                       "step's reward: scale x the mean over action dimensions of ((a_t - a_{t-1}) / "
                                       "range)^2, in [0, scale] (0: off).")
+    settle_distance: float = option(0.0, "Staged reward: success counts only while the object moved less than this "
+                                    "many metres over the control step, so sliding it through the goal earns no "
+                                    "success (0: off). Training only: evaluation scores the task's own success.")
     near_grasp_fraction: float = option(0.0, "Training only (batched backend): fraction of resets with the object "
                                         "already held in the gripper (FetchPickAndPlace). Evaluation never uses it.")
     air_goal_fraction: float = option(-1.0, "Training only (batched backend): fraction of in-air goals (-1: the "

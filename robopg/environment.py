@@ -41,7 +41,7 @@ def staged_scales(cfg: EnvConfig) -> StagedScales:
         reach=cfg.reach_scale, grasp=cfg.grasp_scale, lift=cfg.lift_scale, place=cfg.place_scale,
         success=cfg.success_scale, reach_offset=cfg.reach_offset, sharpness=cfg.reward_sharpness,
         reached_distance=cfg.reached_distance, place_gate=cfg.place_gate.value, lift_height=cfg.lift_height,
-        action_rate=cfg.action_rate_scale,
+        action_rate=cfg.action_rate_scale, settle_distance=cfg.settle_distance,
     )
 
 

@@ -54,6 +54,52 @@ def test_reach_offset_targets_the_pre_push_point():
     assert terms["reach"][0] == pytest.approx(1.0)
 
 
+
+def test_settle_distance_withholds_success_from_a_sliding_object():
+    scales = StagedScales(reach_offset=0.05, settle_distance=0.005)
+    # The object 2 cm from the goal (inside the 5 cm threshold): success only if it moved < 5 mm over the step.
+    at_goal = _obs([0.9, 0.0, 0.42], [1.18, 0.0, 0.42], [1.2, 0.0, 0.42])
+    args = (at_goal, LAYOUT, 0.05, scales, np.zeros(1), np.ones(1, bool), np.zeros(1))
+    resting = staged_terms(*args, object_step=np.array([0.004]))
+    sliding = staged_terms(*args, object_step=np.array([0.006]))
+    assert resting["success"][0] == 1.0 and staged_reward(resting, scales)[0][0] == 1.0
+    assert sliding["success"][0] == 0.0
+    # Sliding through keeps the shaped terms (place 1 - tanh(5 x 0.02)) but not success's maximum.
+    assert sliding["place"][0] == pytest.approx(1 - np.tanh(0.1), abs=1e-6)
+    assert staged_reward(sliding, scales)[0][0] == pytest.approx((sliding["reach"][0] + sliding["place"][0]) / 3)
+    with pytest.raises(ValueError, match="object_step"):
+        staged_terms(*args)
+    with pytest.raises(ValueError, match="settle_distance"):
+        StagedScales(settle_distance=-0.01)
+
+
+def test_settle_distance_measures_the_object_step_within_each_episode():
+    # A scripted push of the real env: object_step is the object's displacement between consecutive observations,
+    # and 0 against the new episode's own start after a reset (not the jump from the old episode's last position).
+    scales = StagedScales(reach_offset=0.05, settle_distance=0.005)
+    vec = StagedReward(envs.make_vec("FetchPush-v4", 1, seed=1, randomization="none"), "FetchPush-v4", LAYOUT,
+                       scales)
+    obs, _ = vec.reset(seed=1)
+    counts = {"inside, at rest": 0, "inside, sliding": 0}
+    for t in range(60):
+        before = vec.last_object[0].copy()
+        assert before == pytest.approx(obs[0, 3:6].astype(np.float64), abs=1e-6)
+        grip, obj, goal = obs[0, 0:3], obs[0, 3:6], obs[0, 28:31]
+        behind = obj - 0.05 * (goal - obj) / max(np.linalg.norm(goal - obj), 1e-6)
+        target = behind if t < 15 else goal  # go behind the object, then push it through to the goal
+        action = np.zeros((1, 4), np.float32)
+        action[0, :3] = np.clip(20 * (target - grip), -1, 1)
+        obs, _, _, truncated, infos = vec.step(action)
+        final = infos["final_obs"][0] if truncated[0] else obs[0]
+        step = np.linalg.norm(final[3:6].astype(np.float64) - before)
+        inside = np.linalg.norm(final[3:6] - final[28:31]) < 0.05
+        if inside:
+            counts["inside, at rest" if step < 0.005 else "inside, sliding"] += 1
+        assert (infos["reward_terms"]["success"][0] > 0) == (inside and step < 0.005)
+    # Seed 1's push reaches the goal (29 steps at rest there) and slides through it on 4 steps: both cases seen.
+    assert min(counts.values()) >= 1, counts
+    vec.close()
+
 def _contact_data(task: str, state: np.ndarray):
     fetch = FetchTask.from_gym(task)
     data = mujoco.MjData(fetch.model)
