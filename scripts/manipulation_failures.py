@@ -1,0 +1,121 @@
+"""How an exported push or pick-and-place file fails: each failed episode sorted by what the object did.
+
+    python scripts/manipulation_failures.py runs/RUN/policy.onnx --randomization sim2real
+    python scripts/manipulation_failures.py runs/RUN/policy.onnx --profile nominal --episodes 50 --seed 10000
+
+The file runs through the controller runtime on the simulated robot (as `robopg evaluate`, same episode seeds),
+and the object's true position and the goal are read from the simulator after every step. A failed episode
+(gymnasium-robotics' `is_success` false at the end) is
+
+- lost:   the object was within the success threshold at some step and left it again (slid through, or was
+          pushed off by the gripper afterwards);
+- short:  it never reached the threshold but ended within twice it (a near miss);
+- astray: neither (never brought near the goal: pushed the wrong way, off the table, or not moved).
+
+Also printed: the object's displacement per control step while it is inside the threshold (percentiles), which
+is what the staged reward's `settle_distance` acts on (envs/rewards.py). With --json the counts and the per-episode
+rows are written to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from policies_export.loop import LoopConfig, run_loop
+from policies_export.runtime import Controller
+from robopg.sim_robot import SimRobot
+
+KINDS = ("lost", "short", "astray")
+
+
+@dataclass(frozen=True)
+class Episode:
+    index: int
+    success: bool
+    start: float  # object-goal distance at the episode's start (m)
+    closest: float  # the smallest object-goal distance over the episode (m)
+    final: float  # at its end (m)
+    kind: str | None  # None for a success, else one of KINDS
+
+
+def classify(success: bool, closest: float, final: float, threshold: float) -> str | None:
+    """The failure kind of an episode from its closest and final object-goal distances (module docstring)."""
+    if success:
+        return None
+    if closest < threshold:
+        return "lost"
+    if final < 2 * threshold:
+        return "short"
+    return "astray"
+
+
+def record(policy: Path, profile: str | None, randomization: str, episodes: int, seed: int
+           ) -> tuple[list[Episode], np.ndarray]:
+    """Runs the episodes; returns them and the object's per-step displacements (m) on steps inside the threshold."""
+    controller = Controller.load(policy)
+    task = controller.metadata.task
+    traces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def observe(robot: SimRobot) -> None:
+        unwrapped = robot.env.unwrapped
+        traces.setdefault(robot.episode, []).append(
+            (unwrapped.data.site("object0").xpos.copy(), np.asarray(unwrapped.goal, dtype=np.float64).copy()))
+
+    robot = SimRobot(task, seed=seed, randomization=randomization, profile=profile, observer=observe)
+    threshold = float(robot.env.unwrapped.distance_threshold)  # gymnasium-robotics' own success radius
+    try:
+        result = run_loop(controller, robot, LoopConfig(max_episodes=episodes))
+    finally:
+        robot.close()
+    if not result.ok:
+        raise SystemExit(f"the loop stopped early: {result.message}")
+    rows, inside_steps = [], []
+    for i, success in enumerate(robot.episode_successes):
+        positions = np.array([p for p, _ in traces[i]])
+        distance = np.linalg.norm(positions - np.array([g for _, g in traces[i]]), axis=1)
+        steps = np.linalg.norm(np.diff(positions, axis=0), axis=1)
+        inside_steps.extend(steps[distance[1:] < threshold])
+        rows.append(Episode(i, bool(success), float(distance[0]), float(distance.min()), float(distance[-1]),
+                            classify(bool(success), float(distance.min()), float(distance[-1]), threshold)))
+    return rows, np.array(inside_steps)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("policy", type=Path, help="an exported .onnx file (robopg export)")
+    parser.add_argument("--profile", default=None, help="a shipped reality profile (default: none)")
+    parser.add_argument("--randomization", default="none", help="a randomisation spec, e.g. sim2real (default none)")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=10000, help="episode i starts from seed + i (as robopg evaluate)")
+    parser.add_argument("--json", type=Path, default=None, help="write the counts and episodes here")
+    args = parser.parse_args(argv)
+    if not args.policy.is_file():
+        parser.error(f"{args.policy} is not a file; export a run first: robopg export RUN --out RUN/policy.onnx")
+    rows, inside = record(args.policy, args.profile, args.randomization, args.episodes, args.seed)
+    counts = {kind: sum(row.kind == kind for row in rows) for kind in KINDS}
+    success = float(np.mean([row.success for row in rows]))
+    print(f"{args.policy} (profile {args.profile}, randomization {args.randomization}, {len(rows)} episodes from "
+          f"seed {args.seed}): success {success:.2f}; failures {sum(counts.values())}: "
+          + ", ".join(f"{kind} {n}" for kind, n in counts.items()))
+    for row in rows:
+        if row.kind is not None:
+            print(f"  episode {row.index:3d} {row.kind:6s} start {row.start:.3f} m, closest {row.closest:.3f}, "
+                  f"final {row.final:.3f}")
+    if len(inside):
+        pct = np.percentile(inside, [50, 75, 90, 99])
+        print(f"object displacement per step inside the threshold ({len(inside)} steps): p50 / p75 / p90 / p99 "
+              + " / ".join(f"{1000 * p:.1f}" for p in pct) + " mm")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"policy": str(args.policy), "profile": args.profile,
+                                         "randomization": args.randomization, "seed": args.seed,
+                                         "success": success, "failures": counts,
+                                         "episodes": [asdict(row) for row in rows]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""scripts/manipulation_failures.py: the failure kinds by hand, and the recorded distances of a real push file
+against the controller's own evaluation of the same episodes."""
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+sys.path.insert(0, str(ROOT / "tests" / "policies_export"))
+
+import manipulation_failures as failures  # noqa: E402
+from policy_fixtures import build_model, make_metadata  # noqa: E402
+
+from policies_export import integrity  # noqa: E402
+from robopg.evaluate import evaluate_policy  # noqa: E402
+
+LAYOUT = (("observation", 25), ("achieved_goal", 3), ("desired_goal", 3))
+
+
+def test_classify_by_hand():
+    assert failures.classify(True, 0.01, 0.02, 0.05) is None
+    assert failures.classify(False, 0.049, 0.30, 0.05) == "lost"  # was inside, left again
+    assert failures.classify(False, 0.06, 0.099, 0.05) == "short"  # never inside, ended within 2 x threshold
+    assert failures.classify(False, 0.06, 0.10, 0.05) == "astray"
+    assert failures.classify(False, 0.20, 0.70, 0.05) == "astray"
+
+
+@pytest.fixture
+def push_policy(tmp_path) -> Path:
+    """A hand-built linear FetchPush file (no training): the gripper driven into the object (10 x object_rel_pos,
+    observation[6:9]), so the object is pushed about and its distances move."""
+    weight = np.zeros((4, 31), np.float32)
+    weight[0:3, 6:9] = 10 * np.eye(3)
+    meta = make_metadata(task="FetchPush-v4", observation_layout=LAYOUT, action_low=(-1.0,) * 4,
+                         action_high=(1.0,) * 4, randomization={})
+    text = dataclasses.replace(meta, sha256=integrity.PLACEHOLDER).to_json()
+    data, _ = integrity.stamp(build_model(weight=weight, bias=np.zeros(4, np.float32), clip_low=meta.action_low,
+                                          clip_high=meta.action_high, metadata_json=text).SerializeToString())
+    path = tmp_path / "push.onnx"
+    path.write_bytes(data)
+    return path
+
+
+def test_records_the_episodes_evaluate_scores(push_policy, tmp_path):
+    rows, inside = failures.record(push_policy, "nominal", "none", episodes=2, seed=10000)
+    direct = evaluate_policy(push_policy, profile="nominal", episodes=2, seed=10000)
+    assert [r.index for r in rows] == [0, 1]
+    assert np.mean([r.success for r in rows]) == direct.success_rate
+    for r in rows:
+        assert r.closest <= min(r.start, r.final) + 1e-12 and 0.0 < r.start < 0.5
+        assert r.kind == failures.classify(r.success, r.closest, r.final, 0.05)
+    assert max(abs(r.final - r.start) for r in rows) > 0.01  # the object was pushed: the distances did move
+    assert np.all(inside >= 0)
+    failures.main([str(push_policy), "--profile", "nominal", "--episodes", "2", "--json", str(tmp_path / "f.json")])
+    assert '"failures"' in (tmp_path / "f.json").read_text()
+    with pytest.raises(SystemExit):
+        failures.main([str(tmp_path / "missing.onnx")])
