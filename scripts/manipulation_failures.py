@@ -10,7 +10,9 @@ and the object's true position and the goal are read from the simulator after ev
 - lost:   the object was within the success threshold at some step and left it again (slid through, or was
           pushed off by the gripper afterwards);
 - short:  it never reached the threshold but ended within twice it (a near miss);
-- astray: neither (never brought near the goal: pushed the wrong way, off the table, or not moved).
+- fell:   neither, and the object ended more than 5 cm below its start height (off the table);
+- unmoved: neither, and the object never moved more than 1 cm from where it started (not reached, or not pushed);
+- astray: the rest (moved, but never brought near the goal: pushed the wrong way or past it).
 
 Also printed: the object's displacement per control step while it is inside the threshold (percentiles), which
 is what the staged reward's `settle_distance` acts on (envs/rewards.py). With --json the counts and the per-episode
@@ -30,7 +32,9 @@ from policies_export.loop import LoopConfig, run_loop
 from policies_export.runtime import Controller
 from robopg.sim_robot import SimRobot
 
-KINDS = ("lost", "short", "astray")
+KINDS = ("lost", "short", "fell", "unmoved", "astray")
+FELL = 0.05  # metres below its start height
+UNMOVED = 0.01  # metres from its start position
 
 
 @dataclass(frozen=True)
@@ -40,17 +44,25 @@ class Episode:
     start: float  # object-goal distance at the episode's start (m)
     closest: float  # the smallest object-goal distance over the episode (m)
     final: float  # at its end (m)
+    moved: float  # the object's largest distance from its start position (m)
+    drop: float  # its start height minus its final height (m)
     kind: str | None  # None for a success, else one of KINDS
 
 
-def classify(success: bool, closest: float, final: float, threshold: float) -> str | None:
-    """The failure kind of an episode from its closest and final object-goal distances (module docstring)."""
+def classify(success: bool, closest: float, final: float, threshold: float, moved: float = 1.0,
+             drop: float = 0.0) -> str | None:
+    """The failure kind of an episode from its closest and final object-goal distances, how far the object got from
+    its start and how far it fell (module docstring)."""
     if success:
         return None
     if closest < threshold:
         return "lost"
     if final < 2 * threshold:
         return "short"
+    if drop > FELL:
+        return "fell"
+    if moved < UNMOVED:
+        return "unmoved"
     return "astray"
 
 
@@ -80,8 +92,11 @@ def record(policy: Path, profile: str | None, randomization: str, episodes: int,
         distance = np.linalg.norm(positions - np.array([g for _, g in traces[i]]), axis=1)
         steps = np.linalg.norm(np.diff(positions, axis=0), axis=1)
         inside_steps.extend(steps[distance[1:] < threshold])
+        moved = float(np.linalg.norm(positions - positions[0], axis=1).max())
+        drop = float(positions[0, 2] - positions[-1, 2])
+        kind = classify(bool(success), float(distance.min()), float(distance[-1]), threshold, moved, drop)
         rows.append(Episode(i, bool(success), float(distance[0]), float(distance.min()), float(distance[-1]),
-                            classify(bool(success), float(distance.min()), float(distance[-1]), threshold)))
+                            moved, drop, kind))
     return rows, np.array(inside_steps)
 
 
@@ -105,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         if row.kind is not None:
             print(f"  episode {row.index:3d} {row.kind:6s} start {row.start:.3f} m, closest {row.closest:.3f}, "
-                  f"final {row.final:.3f}")
+                  f"final {row.final:.3f}, moved {row.moved:.3f}, drop {row.drop:.3f}")
     if len(inside):
         pct = np.percentile(inside, [50, 75, 90, 99])
         print(f"object displacement per step inside the threshold ({len(inside)} steps): p50 / p75 / p90 / p99 "

@@ -27,7 +27,9 @@ def test_classify_by_hand():
     assert failures.classify(False, 0.049, 0.30, 0.05) == "lost"  # was inside, left again
     assert failures.classify(False, 0.06, 0.099, 0.05) == "short"  # never inside, ended within 2 x threshold
     assert failures.classify(False, 0.06, 0.10, 0.05) == "astray"
-    assert failures.classify(False, 0.20, 0.70, 0.05) == "astray"
+    assert failures.classify(False, 0.20, 0.70, 0.05, moved=0.5, drop=0.0) == "astray"
+    assert failures.classify(False, 0.20, 0.70, 0.05, moved=0.5, drop=0.3) == "fell"  # off the table
+    assert failures.classify(False, 0.20, 0.20, 0.05, moved=0.005, drop=0.0) == "unmoved"
 
 
 @pytest.fixture
@@ -53,7 +55,8 @@ def test_records_the_episodes_evaluate_scores(push_policy, tmp_path):
     assert np.mean([r.success for r in rows]) == direct.success_rate
     for r in rows:
         assert r.closest <= min(r.start, r.final) + 1e-12 and 0.0 < r.start < 0.5
-        assert r.kind == failures.classify(r.success, r.closest, r.final, 0.05)
+        assert r.kind == failures.classify(r.success, r.closest, r.final, 0.05, r.moved, r.drop)
+        assert r.moved >= abs(r.final - r.start) - 1e-9  # the goal is fixed: |final - start| <= the object's path
     assert max(abs(r.final - r.start) for r in rows) > 0.01  # the object was pushed: the distances did move
     assert np.all(inside >= 0)
     failures.main([str(push_policy), "--profile", "nominal", "--episodes", "2", "--json", str(tmp_path / "f.json")])
