@@ -278,8 +278,8 @@ class StagedReward(gym.vector.VectorWrapper):
         if self.scales.needs_grasp and GRASPED not in infos:
             raise ValueError("the env reports no infos['grasped']; build it with envs.make_vec (FetchPickAndPlace)")
         self.reached |= reach_distance(state, self.layout, self.scales.reach_offset) < self.scales.reached_distance
-        obj = self._object(state)
-        object_step = np.linalg.norm(obj - self.last_object, axis=-1)
+        settling = self.scales.settle_distance > 0
+        object_step = np.linalg.norm(self._object(state) - self.last_object, axis=-1) if settling else None
         terms = staged_terms(state, self.layout, self.distance_threshold, self.scales, grasped, self.reached,
                              self.start_height, object_step)
         reward, scaled = staged_reward(terms, self.scales)
@@ -290,8 +290,8 @@ class StagedReward(gym.vector.VectorWrapper):
         # The new episodes of the environments that reset: gate cleared, start height from their reset state.
         self.reached[ended] = False
         self.start_height[ended] = self._object_height(current[ended])
-        self.last_object[:] = obj
-        self.last_object[ended] = self._object(current[ended])
+        if settling:  # where the object is now: the end of this step, or a new episode's start
+            self.last_object[:] = self._object(current)
         self.first_step[ended] = True
         infos["reward_terms"] = scaled
         return obs, reward, terminated, truncated, infos
