@@ -19,6 +19,25 @@ def last_finite(rows: list[dict[str, float]], column: str) -> float:
     return math.nan
 
 
+def update_health(rows: list[dict[str, float]], threshold: float = 0.5) -> str | None:
+    """One line when PPO's target-KL stop cut most updates short over the run's second half, else None.
+
+    An update that the stop ends in its first epochs moved the policy further than ``target_kl`` allows on almost
+    every iteration: the clip fraction is then high (0.55-0.6 in the fetch-push runs of docs/sim2real.md, section 8)
+    and the deployed mean keeps moving. The line says so with the figures; docs/sim2real.md names what it measured."""
+    late = [r for r in rows[len(rows) // 2:] if math.isfinite(r.get("epochs_stopped_early", math.nan))]
+    if not late:
+        return None
+    stopped = sum(r["epochs_stopped_early"] for r in late) / len(late)
+    if stopped < threshold:
+        return None
+    kl = sum(r.get("approx_kl", math.nan) for r in late) / len(late)
+    clipped = sum(r.get("clip_fraction", math.nan) for r in late) / len(late)
+    return (f"note: the target-KL stop ended {stopped:.0%} of the last {len(late)} updates early (mean KL {kl:.3f}, "
+            f"clip fraction {clipped:.2f}): each update left the trust region; a lower --learning-rate or "
+            "--lr-schedule adaptive keeps it inside (docs/sim2real.md, section 8)")
+
+
 def train_summary(run_dir: Path, steps: int, seconds: float) -> str:
     """A few lines: steps, wall time, final success and return, the run's files and trackers, and the export /
     evaluate / plot commands for this run (paths quoted for the shell)."""
@@ -36,6 +55,7 @@ def train_summary(run_dir: Path, steps: int, seconds: float) -> str:
         f"trained {steps:,} steps in {seconds:.1f} s{rate}; {final}",
         f"files in {run_dir}: {checkpoint} (policy, optimiser, RNG state), config.json, metrics.csv",
         *(f"  {line}" for line in where_tracked(run_dir)),
+        *([health] if (health := update_health(rows)) else []),
         "next:",
         f"  robopg export {run} --out {policy}",
         f"  robopg evaluate {policy} --profile all --episodes 20",
