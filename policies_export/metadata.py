@@ -50,6 +50,10 @@ spec order; e.g. ``object_mass`` is in the default spec but inactive on FetchRea
 ``preset`` (optional, added without a version bump): the name of the training recipe (``robopg train --preset``)
 the run started from; absent when it started from none.
 
+``averaged_steps`` (optional, added without a version bump): the policy's weights are the mean of those of the
+run's checkpoints at these training steps, oldest first (``robopg export --average-last K``); ``training_steps`` is
+the newest. Absent when the file holds one checkpoint's weights.
+
 ``sha256`` (optional, added without a version bump): the file's integrity digest, written by ``robopg export`` and
 checked by ``Controller.load`` (``policies_export/integrity.py`` defines what it covers). Files without it load
 with a ``PolicyFileWarning``.
@@ -239,6 +243,9 @@ class PolicyMetadata:
     files."""
     preset: str | None = None
     """The ``robopg train --preset`` recipe the run started from, None when none (and in older files)."""
+    averaged_steps: tuple[int, ...] | None = None
+    """Training steps of the checkpoints whose weights this policy averages, oldest first (``robopg export
+    --average-last``); None for one checkpoint's weights (and in older files)."""
     recurrence: Recurrence | None = None
     """The graph's recurrent state (see the module docstring), None for a feed-forward policy (and in older files).
     A JSON object as written by ``Recurrence.to_dict`` is accepted and turned into ``Recurrence``."""
@@ -279,6 +286,14 @@ class PolicyMetadata:
             _check_str("sha256", self.sha256)
         if self.preset is not None:
             _check_str("preset", self.preset)
+        if self.averaged_steps is not None:
+            if not isinstance(self.averaged_steps, list | tuple) or len(self.averaged_steps) < 2:
+                raise PolicyFileError(
+                    f"metadata field 'averaged_steps' must be a list of 2 or more step counts, got {self.averaged_steps!r}"
+                )
+            for i, step in enumerate(self.averaged_steps):
+                _check_int(f"averaged_steps[{i}]", step)
+            object.__setattr__(self, "averaged_steps", tuple(self.averaged_steps))
         if self.randomization_active is not None:
             if not isinstance(self.randomization_active, list | tuple):
                 raise PolicyFileError(
@@ -412,6 +427,8 @@ class PolicyMetadata:
             doc["randomization_active"] = list(self.randomization_active)
         if self.preset is not None:
             doc["preset"] = self.preset
+        if self.averaged_steps is not None:
+            doc["averaged_steps"] = list(self.averaged_steps)
         if self.recurrence is not None:
             doc["recurrence"] = self.recurrence.to_dict()
         if self.sha256 is not None:
@@ -423,6 +440,8 @@ class PolicyMetadata:
         lines = [
             f"task              {self.task} ({self.algorithm}, {self.training_steps} training steps, "
             f"seed {self.seed}" + (f", preset {self.preset}" if self.preset else "") + ")",
+            *([f"weights           the mean of {len(self.averaged_steps)} checkpoints, steps "
+               f"{self.averaged_steps[0]}..{self.averaged_steps[-1]}"] if self.averaged_steps else []),
             f"control rate      {self.control_rate_hz:g} Hz "
             f"(one action every {1e3 / self.control_rate_hz:.4g} ms)",
             f"observation       {self.obs_dim} values: {self.layout_str()}",
@@ -513,7 +532,7 @@ class PolicyMetadata:
 _FIELD_NAMES: tuple[str, ...] = tuple(PolicyMetadata.__dataclass_fields__)
 _OPTIONAL_FIELDS: frozenset[str] = frozenset(
     {"observation_low", "observation_high", "observation_tolerance", "history", "randomization_active", "preset",
-     "recurrence", "sha256"}
+     "averaged_steps", "recurrence", "sha256"}
 )
 _REQUIRED_FIELDS: tuple[str, ...] = tuple(name for name in _FIELD_NAMES if name not in _OPTIONAL_FIELDS)
 

@@ -158,11 +158,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from robopg.export import export_policy
 
-    report = export_policy(args.run_dir, args.out, num_observations=args.observations, obs_tolerance=args.obs_tolerance)
+    report = export_policy(args.run_dir, args.out, num_observations=args.observations, obs_tolerance=args.obs_tolerance,
+                           average_last=args.average_last)
+    averaged = report.metadata.averaged_steps
     print(
         f"wrote {report.path}: parity max |torch - onnxruntime| = {report.parity_max_abs_diff:.2e} "
         f"on {report.parity_on}; {report.metadata.task}, "
         f"{report.metadata.training_steps} training steps"
+        + (f"; weights averaged over {len(averaged)} checkpoints from step {averaged[0]}" if averaged else "")
     )
     from robopg.tracking import attach_policy
 
@@ -303,6 +306,16 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     """robopg evaluate: one file or a matrix of files x profiles, optionally a video or a heatmap."""
     from policies_export.safety import SAFE_ACTIONS  # the runtime's own list
@@ -400,6 +413,10 @@ def build_parser(algo: Algo = Algo.PPO) -> argparse.ArgumentParser:
     export.add_argument("--observations", type=int, default=1024, help="observations recorded for the parity check")
     export.add_argument("--obs-tolerance", type=float, default=DEFAULT_OBSERVATION_TOLERANCE, metavar="F", help="the "
                         "robot accepts observations up to F x max(1, |centre|) beyond their training range (default: %(default)s)")
+    export.add_argument("--average-last", type=_positive_int, default=1, metavar="K", help="export the mean of the "
+                        "weights of the run's last K checkpoints (the newest and the K-1 periodic ones before it; "
+                        "normaliser from the newest): a steadier policy when late updates keep moving it "
+                        "(docs/sim2real.md, section 8; default: %(default)s, the newest alone)")
     export.set_defaults(func=_cmd_export)
 
     _add_evaluate_parser(sub)

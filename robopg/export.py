@@ -34,6 +34,8 @@ from robopg import seeds
 from robopg.checkpoint import (
     FINAL,
     LATEST,
+    STEP_GLOB,
+    CheckpointError,
     RunCheckpoint,
     atomic_write_bytes,
     load_checkpoint,
@@ -92,9 +94,63 @@ def find_checkpoint(run_dir: Path) -> RunCheckpoint:
     return load_run_checkpoint(run_dir, (FINAL, LATEST))
 
 
-def load_trained_policy(run_dir: Path) -> tuple[GaussianActorCritic, dict]:
-    """The policy of a run (eval mode) and its checkpoint state."""
-    state = find_checkpoint(run_dir).state
+# Policy state entries that are statistics or constants, not trained weights: averaging takes the newest's.
+_NOT_AVERAGED = ("normalizer.", "critic_normalizer.", "action_low", "action_high")
+
+
+def _periodic_steps(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the run's checkpoints/step_*.pt, oldest first (the step is in the zero-padded name)."""
+    found = []
+    for path in sorted(run_dir.glob(STEP_GLOB)):
+        try:
+            found.append((int(path.stem.removeprefix("step_")), path))
+        except ValueError:
+            continue
+    return found
+
+
+def average_checkpoints(run_dir: Path, newest: RunCheckpoint, count: int) -> tuple[dict, tuple[int, ...]]:
+    """The newest checkpoint's state with its trained weights (actor, critic, log std) replaced by their mean over
+    it and the ``count - 1`` newest periodic checkpoints before it; normaliser statistics and action bounds stay
+    the newest's. Returns the state and the averaged steps, oldest first.
+
+    Why: a PPO run whose updates leave the trust region every iteration deploys a snapshot of a mean that moves
+    by ~half an action std per update; the mean of its last checkpoints is a steadier policy (docs/sim2real.md,
+    section 8, measured on the push runs)."""
+    state = newest.state
+    step = int(state["global_step"])
+    if newest.path.parent.name == "checkpoints":
+        run_dir = newest.path.parent.parent
+    older = [(s, path) for s, path in _periodic_steps(run_dir) if s < step][-(count - 1):]
+    if len(older) < count - 1:
+        raise CheckpointError(
+            f"--average-last {count} needs {count - 1} periodic checkpoints before step {step} in "
+            f"{run_dir / 'checkpoints'}, found {len(older)}; pass a smaller --average-last, or train with a smaller "
+            "--checkpoint-every"
+        )
+    states = [load_checkpoint(path)["policy"] for _, path in older] + [state["policy"]]
+    averaged = dict(state["policy"])
+    for key, value in state["policy"].items():
+        if key.startswith(_NOT_AVERAGED) or not torch.is_tensor(value) or not value.is_floating_point():
+            continue
+        shapes = {tuple(s[key].shape) if key in s else None for s in states}
+        if len(shapes) != 1:
+            raise CheckpointError(
+                f"the checkpoints to average differ in {key!r} ({sorted(map(str, shapes))}): they are not one run's; "
+                "export without --average-last"
+            )
+        averaged[key] = torch.stack([s[key] for s in states]).mean(dim=0)
+    return {**state, "policy": averaged}, tuple(s for s, _ in older) + (step,)
+
+
+def load_trained_policy(run_dir: Path, average_last: int = 1) -> tuple[GaussianActorCritic, dict]:
+    """The policy of a run (eval mode) and its checkpoint state; with ``average_last`` > 1 the weights are the mean
+    of the run's last checkpoints (``average_checkpoints``) and the state carries ``"averaged_steps"``."""
+    newest = find_checkpoint(run_dir)
+    state = newest.state
+    if average_last > 1:
+        state, steps = average_checkpoints(Path(run_dir), newest, average_last)
+        state["averaged_steps"] = steps
     cfg = TrainConfig.from_dict(state["config"], source=f"{run_dir} checkpoint")
     policy = build_policy(cfg, TaskFacts.from_dict(state["task"], source=f"{run_dir} checkpoint"))
     policy.load_state_dict(state["policy"])
@@ -202,6 +258,7 @@ def policy_metadata(policy: GaussianActorCritic, state: dict, obs_tolerance: flo
         observation_tolerance=obs_tolerance if obs_range else None,
         history=history,
         recurrence=recurrence_of(policy) if isinstance(policy, RecurrentActorCritic) else None,
+        averaged_steps=state.get("averaged_steps"),
         sha256=integrity.PLACEHOLDER,
     )
 
@@ -224,13 +281,17 @@ def export_policy(
     num_observations: int = 1024,
     tolerance: float = PARITY_TOLERANCE,
     obs_tolerance: float = DEFAULT_OBSERVATION_TOLERANCE,
+    average_last: int = 1,
 ) -> ExportReport:
     """Write ``out`` (atomically) from the run's checkpoint; raise ExportError if parity exceeds tolerance.
 
     obs_tolerance: the file's ``observation_tolerance``, how far beyond its training range the robot's safety
-    layer accepts an observation value (policies_export/safety.py); set it above your sensors' noise and bias."""
+    layer accepts an observation value (policies_export/safety.py); set it above your sensors' noise and bias.
+    average_last: > 1 exports the mean of the weights of the run's last checkpoints (``average_checkpoints``)."""
     run_dir, out = Path(run_dir), Path(out)
-    policy, state = load_trained_policy(run_dir)
+    if average_last < 1:
+        raise ValueError(f"average_last must be >= 1 (1: the newest checkpoint alone), got {average_last}")
+    policy, state = load_trained_policy(run_dir, average_last)
     cfg = TrainConfig.from_dict(state["config"])
     gate = parity_gate(policy, cfg, num_observations)
     model = onnx.load_from_string(to_onnx_bytes(policy))

@@ -328,3 +328,16 @@ def test_act_batch_with_nonfinite_model_output(write_policy: Callable[..., Path]
     np.testing.assert_array_equal(actions, np.zeros((2, 2)))
     interventions = ctrl.stats["interventions"]
     assert (interventions["nonfinite_obs"], interventions["nonfinite_action"]) == (1, 1)
+
+
+def test_averaged_steps_round_trips_and_bad_values_name_the_field():
+    from policies_export import PolicyMetadata
+
+    meta = make_metadata(averaged_steps=[4_833_280, 4_915_200, 5_001_216])
+    assert meta.averaged_steps == (4_833_280, 4_915_200, 5_001_216)
+    assert PolicyMetadata.from_json(meta.to_json()) == meta
+    assert "weights           the mean of 3 checkpoints, steps 4833280..5001216" in meta.describe()
+    assert "averaged_steps" not in make_metadata().to_json()  # one checkpoint's file: the key is not written
+    for bad in ([5_001_216], "5001216", [1.5, 2]):
+        with pytest.raises(PolicyFileError, match="averaged_steps"):
+            make_metadata(averaged_steps=bad)

@@ -52,3 +52,33 @@ def test_export_refuses_when_parity_exceeds_tolerance(tiny_run, tmp_path):
 def test_export_of_a_directory_without_checkpoint_names_the_fix(tmp_path):
     with pytest.raises(CheckpointError, match="holds no checkpoint.*robopg train"):
         export_policy(tmp_path, tmp_path / "p.onnx")
+
+
+def test_export_average_last_exports_the_mean_of_the_last_checkpoints_weights(tiny_run, tmp_path):
+    from robopg.checkpoint import load_checkpoint
+
+    out = tmp_path / "averaged.onnx"
+    report = export_policy(tiny_run, out, average_last=2)
+    # tiny_run: 4 iterations of 64 steps, a periodic checkpoint every 2: step 128, then final.pt at 256.
+    assert report.metadata.averaged_steps == (128, 256) and report.metadata.training_steps == 256
+    assert report.parity_max_abs_diff <= 1e-5
+
+    # The expected policy by hand: the final checkpoint's, each trained parameter set to the mean of the two files'.
+    older = load_checkpoint(tiny_run / "checkpoints" / "step_0000000128.pt")["policy"]
+    policy, state = load_trained_policy(tiny_run)
+    newest_alone = Controller.load(export_policy(tiny_run, tmp_path / "newest.onnx").path)
+    with torch.no_grad():
+        for name, parameter in policy.named_parameters():
+            parameter.copy_((state["policy"][name] + older[name]) / 2)
+    obs = record_observations(policy, EnvConfig(task="FetchReachDense-v4", randomization="none"), 64, seed=99)
+    with torch.no_grad():
+        expected = policy.deterministic_action(torch.from_numpy(obs)).numpy()
+    averaged = Controller.load(out)
+    assert np.abs(averaged.act_batch(obs) - expected).max() <= 1e-5
+    assert np.abs(newest_alone.act_batch(obs) - expected).max() > 1e-3  # the average is not the newest's policy
+    assert "the mean of 2 checkpoints, steps 128..256" in averaged.metadata.describe()
+
+    with pytest.raises(CheckpointError, match=r"--average-last 3 needs 2 periodic checkpoints before step 256 .* "
+                                              r"found 1; pass a smaller --average-last"):
+        export_policy(tiny_run, tmp_path / "three.onnx", average_last=3)
+    assert not (tmp_path / "three.onnx").exists()
