@@ -109,7 +109,7 @@ def _periodic_steps(run_dir: Path) -> list[tuple[int, Path]]:
     return found
 
 
-def average_checkpoints(run_dir: Path, newest: RunCheckpoint, count: int) -> tuple[dict, tuple[int, ...]]:
+def average_checkpoints(newest: RunCheckpoint, count: int) -> tuple[dict, tuple[int, ...]]:
     """The newest checkpoint's state with its trained weights (actor, critic, log std) replaced by their mean over
     it and the ``count - 1`` newest periodic checkpoints before it; normaliser statistics and action bounds stay
     the newest's. Returns the state and the averaged steps, oldest first.
@@ -119,8 +119,9 @@ def average_checkpoints(run_dir: Path, newest: RunCheckpoint, count: int) -> tup
     section 8, measured on the push runs)."""
     state = newest.state
     step = int(state["global_step"])
-    if newest.path.parent.name == "checkpoints":
-        run_dir = newest.path.parent.parent
+    # The run the checkpoint belongs to: RUN/final.pt, RUN/latest.pt or RUN/checkpoints/step_N.pt.
+    folder = newest.path.parent
+    run_dir = folder.parent if folder.name == "checkpoints" else folder
     older = [(s, path) for s, path in _periodic_steps(run_dir) if s < step][-(count - 1):]
     if len(older) < count - 1:
         raise CheckpointError(
@@ -149,7 +150,7 @@ def load_trained_policy(run_dir: Path, average_last: int = 1) -> tuple[GaussianA
     newest = find_checkpoint(run_dir)
     state = newest.state
     if average_last > 1:
-        state, steps = average_checkpoints(Path(run_dir), newest, average_last)
+        state, steps = average_checkpoints(newest, average_last)
         state["averaged_steps"] = steps
     cfg = TrainConfig.from_dict(state["config"], source=f"{run_dir} checkpoint")
     policy = build_policy(cfg, TaskFacts.from_dict(state["task"], source=f"{run_dir} checkpoint"))

@@ -105,7 +105,7 @@ def merge_recorded(path: Path, runs: list[dict], key) -> list[dict]:
 
 def row_key(run: dict) -> tuple:
     """Which run a row reports: a retrained preset version is a new row, the earlier one stays beside it."""
-    return run["preset"], run["variant"], run["seed"], run.get("preset_sha")
+    return run["preset"], run["variant"], run["seed"], run.get("preset_sha"), run.get("average_last", 1)
 
 
 def preset_rank(preset: str) -> tuple:
@@ -113,7 +113,8 @@ def preset_rank(preset: str) -> tuple:
 
 
 def table_order(run: dict) -> tuple:
-    return *preset_rank(run["preset"]), run["seed"], not is_current(run), list(VARIANTS).index(run["variant"])
+    return (*preset_rank(run["preset"]), run["seed"], not is_current(run), list(VARIANTS).index(run["variant"]),
+            run.get("average_last", 1))
 
 
 def is_current(run: dict) -> bool:
@@ -166,14 +167,16 @@ def newest_checkpoint(out: Path) -> tuple[Path, int] | None:
     return path, int(step)
 
 
-def evaluate(out: Path, checkpoint: Path, preset: str, episodes: int) -> dict[str, dict]:
-    """Export the checkpoint and evaluate the file in every cell; cached in RUN_DIR/bench_eval.json."""
-    cache = out / "bench_eval.json"
+def evaluate(out: Path, checkpoint: Path, preset: str, episodes: int, average_last: int = 1) -> dict[str, dict]:
+    """Export the checkpoint (with ``average_last`` > 1 the mean of the run's last checkpoints, robopg export
+    --average-last) and evaluate the file in every cell; cached in RUN_DIR/bench_eval.json (per averaging)."""
+    cache = out / ("bench_eval.json" if average_last == 1 else f"bench_eval_avg{average_last}.json")
     if cache.is_file() and cache.stat().st_mtime > checkpoint.stat().st_mtime:
         cached = json.loads(cache.read_text())
         if cached.get("episodes") == episodes and cached.get("checkpoint") == checkpoint.name:
             return cached["cells"]
-    policy = export_policy(checkpoint, out / "policy.onnx").path
+    name = "policy.onnx" if average_last == 1 else f"policy_avg{average_last}.onnx"
+    policy = export_policy(checkpoint, out / name, average_last=average_last).path
     spec = resolve_config(preset, None, {}).env.randomization
     cells = {TRAINING: evaluate_policy(policy, profile=None, randomization=spec, episodes=episodes,
                                        seed=EVAL_SEED).to_dict()}
@@ -221,7 +224,12 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "bench_manipulation")
     parser.add_argument("--report-only", action="store_true", help="no training: report the finished runs found")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench_manipulation")
+    parser.add_argument("--average-last", type=int, nargs="+", default=[1], metavar="K",
+                        help="also report each run's file exported with robopg export --average-last K (one row per "
+                        "K; 1: the newest checkpoint alone, the default)")
     args = parser.parse_args()
+    if min(args.average_last) < 1:
+        parser.error(f"--average-last takes whole numbers >= 1, got {args.average_last}")
 
     results: dict = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}", "episodes": args.episodes,
                      "eval_seed": EVAL_SEED, "runs": []}
@@ -237,18 +245,19 @@ def main() -> None:
                     continue
                 checkpoint, steps = newest
                 budget = args.steps or resolve_config(preset, None, {}).run.total_steps
-                cells = evaluate(out, checkpoint, preset, args.episodes)
-                results["runs"].append({
-                    "preset": preset, "variant": variant, "seed": seed, "preset_sha": run_digest(out, preset),
-                    "run_dir": str(out),
-                    "steps": steps, "budget": budget, "checkpoint": checkpoint.name,
-                    "train_minutes": curve(out, steps)["minutes"][-1],
-                    "success": {cell: r["success_rate"] for cell, r in cells.items()},
-                    "fallbacks": {cell: r["fallbacks"] for cell, r in cells.items()},
-                    "curve": curve(out, steps),
-                })
-                print(f"{preset} {variant} seed {seed}: " + " ".join(
-                    f"{cell}={r['success_rate']:.2f}" for cell, r in cells.items()), flush=True)
+                for average_last in args.average_last:
+                    cells = evaluate(out, checkpoint, preset, args.episodes, average_last)
+                    results["runs"].append({
+                        "preset": preset, "variant": variant, "seed": seed, "preset_sha": run_digest(out, preset),
+                        "run_dir": str(out), "average_last": average_last,
+                        "steps": steps, "budget": budget, "checkpoint": checkpoint.name,
+                        "train_minutes": curve(out, steps)["minutes"][-1],
+                        "success": {cell: r["success_rate"] for cell, r in cells.items()},
+                        "fallbacks": {cell: r["fallbacks"] for cell, r in cells.items()},
+                        "curve": curve(out, steps),
+                    })
+                    print(f"{preset} {variant} seed {seed} (average of {average_last}): " + " ".join(
+                        f"{cell}={r['success_rate']:.2f}" for cell, r in cells.items()), flush=True)
     results["runs"] = sorted(merge_recorded(args.out.with_suffix(".json"), results["runs"], row_key), key=table_order)
     write_report(results, args.out)
 
@@ -275,7 +284,8 @@ def markdown(results: dict) -> str:
     lines += [header, "|" + "---|" * (5 + len(cells))]
     for run in results["runs"]:
         unfinished = run["steps"] < run.get("budget", run["steps"])
-        row = [run["preset"], run["variant"] + ("" if is_current(run) else " †"), str(run["seed"]),
+        averaged = f", mean of last {run['average_last']}" if run.get("average_last", 1) > 1 else ""
+        row = [run["preset"], run["variant"] + averaged + ("" if is_current(run) else " †"), str(run["seed"]),
                f"{run['steps'] / 1e6:.2f}M" + (f" of {run['budget'] / 1e6:g}M (unfinished)" if unfinished else ""),
                f"{run['train_minutes']:.0f}"]
         for cell in cells:
@@ -291,7 +301,7 @@ def markdown(results: dict) -> str:
         lines += ["† trained on an earlier version of the preset (" + "; ".join(
             f"{p}: its file's sha256 began {sha}" for p, sha in earlier) + "; `git log -p robopg/presets/PRESET.toml` "
             "shows what changed); kept beside the current version's rows, left out of the orderings and the plot.", ""]
-    lines += ordering_lines({"runs": [r for r in results["runs"] if is_current(r)]})
+    lines += ordering_lines({"runs": [r for r in results["runs"] if is_current(r) and r.get("average_last", 1) == 1]})
     return "\n".join(lines)
 
 
@@ -324,7 +334,7 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    current = [r for r in results["runs"] if is_current(r)]
+    current = [r for r in results["runs"] if is_current(r) and r.get("average_last", 1) == 1]  # curves: one per run
     presets = sorted({r["preset"] for r in current}, key=preset_rank)
     if not presets:
         return

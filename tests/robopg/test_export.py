@@ -77,6 +77,10 @@ def test_export_average_last_exports_the_mean_of_the_last_checkpoints_weights(ti
     assert np.abs(averaged.act_batch(obs) - expected).max() <= 1e-5
     assert np.abs(newest_alone.act_batch(obs) - expected).max() > 1e-3  # the average is not the newest's policy
     assert "the mean of 2 checkpoints, steps 128..256" in averaged.metadata.describe()
+    # A checkpoint path (what scripts/bench_manipulation.py exports) averages with its own run's checkpoints.
+    from_file = export_policy(tiny_run / "final.pt", tmp_path / "from_file.onnx", average_last=2)
+    assert from_file.metadata.averaged_steps == (128, 256)
+    assert np.abs(Controller.load(from_file.path).act_batch(obs) - expected).max() <= 1e-5
 
     with pytest.raises(CheckpointError, match=r"--average-last 3 needs 2 periodic checkpoints before step 256 .* "
                                               r"found 1; pass a smaller --average-last"):
