@@ -58,7 +58,7 @@ def test_export_average_last_exports_the_mean_of_the_last_checkpoints_weights(ti
     from robopg.checkpoint import load_checkpoint
 
     out = tmp_path / "averaged.onnx"
-    report = export_policy(tiny_run, out, average_last=2)
+    report = export_policy(tiny_run, out, num_observations=64, average_last=2)
     # tiny_run: 4 iterations of 64 steps, a periodic checkpoint every 2: step 128, then final.pt at 256.
     assert report.metadata.averaged_steps == (128, 256) and report.metadata.training_steps == 256
     assert report.parity_max_abs_diff <= 1e-5
@@ -66,7 +66,7 @@ def test_export_average_last_exports_the_mean_of_the_last_checkpoints_weights(ti
     # The expected policy by hand: the final checkpoint's, each trained parameter set to the mean of the two files'.
     older = load_checkpoint(tiny_run / "checkpoints" / "step_0000000128.pt")["policy"]
     policy, state = load_trained_policy(tiny_run)
-    newest_alone = Controller.load(export_policy(tiny_run, tmp_path / "newest.onnx").path)
+    newest_alone = Controller.load(export_policy(tiny_run, tmp_path / "newest.onnx", num_observations=64).path)
     with torch.no_grad():
         for name, parameter in policy.named_parameters():
             parameter.copy_((state["policy"][name] + older[name]) / 2)
@@ -78,7 +78,7 @@ def test_export_average_last_exports_the_mean_of_the_last_checkpoints_weights(ti
     assert np.abs(newest_alone.act_batch(obs) - expected).max() > 1e-3  # the average is not the newest's policy
     assert "the mean of 2 checkpoints, steps 128..256" in averaged.metadata.describe()
     # A checkpoint path (what scripts/bench_manipulation.py exports) averages with its own run's checkpoints.
-    from_file = export_policy(tiny_run / "final.pt", tmp_path / "from_file.onnx", average_last=2)
+    from_file = export_policy(tiny_run / "final.pt", tmp_path / "from_file.onnx", num_observations=64, average_last=2)
     assert from_file.metadata.averaged_steps == (128, 256)
     assert np.abs(Controller.load(from_file.path).act_batch(obs) - expected).max() <= 1e-5
 
