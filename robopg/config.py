@@ -227,6 +227,12 @@ class CurriculumConfig:
     enabled: bool = option(False, "Ramp the ranges of --randomization from nominal to full width.")
     ramp_steps: int = option(2_000_000, "Env steps (of gated rollouts) from width 0 to the full ranges.")
     success_gate: float = option(0.5, "Widen only after rollouts whose training success rate reached this (0: always).")
+    # Off, a rollout in which no episode ended never passes the gate, so with 32-step rollouts of 50-step episodes
+    # only 16 of every 25 rollouts can widen and ramp_steps takes ~1.56x as many env steps (docs/sim2real.md, 5b).
+    hold_verdict: bool = option(
+        False, "A rollout in which no episode ended keeps the gate's verdict on the last one in which some did "
+        "(off: it never passes the gate), so the ramp advances at ramp_steps' own pace while training succeeds."
+    )
     start: float = option(0.0, "Width alpha at the first step (0: nominal values, 1: the full ranges).")
     latency_ramp_steps: int = option(
         0, "Gated env steps from no latency to the spec's full latency range (0: ramp_steps, with everything else); "

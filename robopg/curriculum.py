@@ -11,7 +11,8 @@ factor alpha in [0, 1]:
     latency (whole steps)          ->  the bounds rounded to integers
 
 alpha grows by (steps of the rollout) / ramp_steps after each rollout whose training success rate reached
-success_gate (0: unconditionally, a plain schedule), so a policy that has not yet learned the task keeps
+success_gate (0: unconditionally, a plain schedule; a rollout in which no episode ended fails the gate, or with
+hold_verdict takes the verdict of the last one in which some did), so a policy that has not yet learned the task keeps
 learning it at the current width instead of meeting a wider one. Compared with ADR (robopg/adr.py), which moves
 each boundary on its own pinned episodes, the ramp needs no boundary episodes and reaches the full ranges in a
 known number of steps, which is what a fixed training budget needs. The latency parameters may have a ramp of
@@ -79,6 +80,7 @@ class RandomizationRamp:
         self.limits, self.cfg = limits, cfg
         self.progress = cfg.start * cfg.ramp_steps  # env steps of gated rollouts, counted from width 0
         self._applied: tuple[float, float] | None = None
+        self.passed = False  # the gate's verdict on the last rollout in which an episode ended
 
     @property
     def alpha(self) -> float:
@@ -125,9 +127,13 @@ class RandomizationRamp:
 
     def advance(self, env: Any, steps: int, success_rate: float) -> None:
         """After a rollout of ``steps`` env steps whose finished episodes succeeded at ``success_rate`` (nan when
-        none finished, which never passes a positive gate)."""
+        none finished: it fails a positive gate, or with hold_verdict repeats the last verdict)."""
         gate = self.cfg.success_gate
-        if gate <= 0 or success_rate >= gate:
+        if not math.isnan(success_rate):
+            self.passed = success_rate >= gate
+        elif not self.cfg.hold_verdict:
+            self.passed = False
+        if gate <= 0 or self.passed:
             self.progress += steps
         self._apply(env)
 
@@ -138,11 +144,12 @@ class RandomizationRamp:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "progress": self.progress}
+        return {"alpha": self.alpha, "progress": self.progress, "passed": self.passed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        # checkpoints written before latency_ramp_steps hold only alpha
+        # checkpoints written before latency_ramp_steps hold only alpha, those before hold_verdict no verdict
         self.progress = float(state.get("progress", float(state["alpha"]) * self.cfg.ramp_steps))
+        self.passed = bool(state.get("passed", False))
         self._applied = None
 
 

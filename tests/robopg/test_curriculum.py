@@ -54,6 +54,34 @@ def test_the_gate_holds_the_width_until_training_succeeds():
     assert written_before_latency_ramp.alpha == pytest.approx(0.3)
 
 
+def test_hold_verdict_carries_the_gate_over_rollouts_without_a_finished_episode():
+    spec = RandomizationSpec((ParameterSpec("object_mass", Distribution.UNIFORM, Mode.SCALED, low=0.5, high=2.0),))
+
+    class NoEnv:
+        num_envs = 0
+
+    # 32-step rollouts of 50-step episodes that all end together: rollouts 0..24 (800 steps = 16 episodes);
+    # an episode ends inside rollout k when some multiple of 50 lies in [32k + 1, 32k + 32], 16 of the 25.
+    ends = [any(32 * k < 50 * e <= 32 * (k + 1) for e in range(1, 17)) for k in range(25)]
+    assert sum(ends) == 16
+    for hold, expected in ((False, 16 * 32), (True, 24 * 32)):  # held: all but rollout 0, before any verdict
+        ramp = RandomizationRamp(spec, CurriculumConfig(enabled=True, ramp_steps=10_000, success_gate=0.5,
+                                                        hold_verdict=hold))
+        for ended in ends:
+            ramp.advance(NoEnv(), 32, success_rate=0.9 if ended else math.nan)
+        assert ramp.progress == expected
+    held = RandomizationRamp(spec, CurriculumConfig(enabled=True, ramp_steps=1000, hold_verdict=True))
+    held.advance(NoEnv(), 100, success_rate=0.9)
+    held.advance(NoEnv(), 100, success_rate=0.3)  # a failing verdict is held too
+    held.advance(NoEnv(), 100, success_rate=math.nan)
+    assert held.progress == 100
+    restored = RandomizationRamp(spec, CurriculumConfig(enabled=True, ramp_steps=1000, hold_verdict=True))
+    held.advance(NoEnv(), 100, success_rate=0.6)
+    restored.load_state_dict(held.state_dict())  # the verdict survives a resume
+    restored.advance(NoEnv(), 100, success_rate=math.nan)
+    assert restored.progress == 300
+
+
 def test_latency_ramps_on_its_own_schedule():
     spec = RandomizationSpec((
         ParameterSpec("object_mass", Distribution.UNIFORM, Mode.SCALED, low=0.5, high=2.0),
@@ -121,7 +149,8 @@ def test_a_run_starts_at_nominal_widens_and_resumes_its_width(tmp_path):
     assert first.min == first.max == 1.0  # every env began at the nominal mass
     last = events.Histograms("randomization/object_mass")[-1].histogram_value
     assert last.max > last.min  # the episodes after the first widening drew masses around it
-    assert torch.load(run_dir / "final.pt", weights_only=False)["curriculum"] == {"alpha": 1.0, "progress": 400.0}
+    saved = torch.load(run_dir / "final.pt", weights_only=False)["curriculum"]
+    assert (saved["alpha"], saved["progress"]) == (1.0, 400.0)
     resumed = Trainer.resume(run_dir, overrides={"run": {"total_steps": 600}}, progress=False)
     assert resumed.curriculum.alpha == 1.0
 
