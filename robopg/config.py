@@ -172,6 +172,11 @@ class EnvConfig:
                                       "air_goal_fraction to the task's 0.5 over this many env steps (0: no ramp).")
     obs_history: int = option(1, "Policy input holds the last K observations, newest last (1: the current one only).")
     action_history: int = option(0, "Policy input also holds the last M actions sent to the robot, newest last (0: none).")
+    latency_input: bool = option(
+        False, "The policy is told the episode's action latency: one more observation value, the latency in control "
+        "steps (0 without an action_latency in the spec), which on the robot the driver measures and fills in "
+        "(envs/latency_input.py). Off: the policy infers the delay from what it sees."
+    )
 
     def __post_init__(self) -> None:
         _check(self.num_envs >= 1, f"num_envs must be >= 1, got {self.num_envs}; pass --num-envs 16, say")

@@ -12,6 +12,7 @@ from typing import Any
 import envs
 from envs.batched.starts import TASK_AIR_GOAL_FRACTION, EpisodeStarts
 from envs.history import HistoryStack
+from envs.latency_input import VecLatencyInput
 from envs.rewards import RewardScales, ShapedReward, StagedReward, StagedScales
 from robopg.config import EnvConfig, Reward
 
@@ -29,6 +30,8 @@ def make_training_env(cfg: EnvConfig, num_envs: int, seed: int, progress_steps: 
         env = ShapedReward(env, cfg.task, envs.describe_task(cfg.task).layout, scales)
     elif cfg.reward is Reward.STAGED:
         env = StagedReward(env, cfg.task, envs.describe_task(cfg.task).layout, staged_scales(cfg))
+    if cfg.latency_input:  # after the rewards (they read the task's own layout), before the history (stacked with it)
+        env = VecLatencyInput(env, envs.privileged_names(env))
     if cfg.obs_history > 1 or cfg.action_history > 0:
         # Outermost: rewards and every other wrapper see raw observations; only the policy sees the stack.
         env = HistoryStack(env, cfg.obs_history, cfg.action_history)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import envs
+from envs.latency_input import LATENCY_FIELD, with_latency_field
 from robopg.config import EnvConfig, TrainConfig
 
 _REQUIRED = ("task", "layout", "action_low", "action_high", "control_dt", "success_key")
@@ -38,6 +39,12 @@ class TaskFacts:
     def obs_dim(self) -> int:
         return sum(size for _, size in self.layout)
 
+    @property
+    def task_obs_dim(self) -> int:
+        """The task's own observation values: the layout without the latency input (``--latency-input``), which is
+        what the asymmetric critic's noiseless observation holds."""
+        return sum(size for name, size in self.layout if name != LATENCY_FIELD)
+
     def latency_column(self, cfg: TrainConfig) -> int | None:
         """The column of the asymmetric critic's input (noiseless observation, then ``privileged``) that holds the
         episode's action latency, with ``latency_aligned_advantages``; None without it."""
@@ -49,7 +56,7 @@ class TaskFacts:
                 f"and the randomisation spec {cfg.env.randomization!r} varies no action_latency on {self.task}. Fix: "
                 "add an [action_latency] section to the spec, or drop --latency-aligned-advantages"
             )
-        return self.obs_dim + self.privileged.index("action_latency")
+        return self.task_obs_dim + self.privileged.index("action_latency")
 
     @property
     def act_dim(self) -> int:
@@ -63,9 +70,10 @@ class TaskFacts:
     def for_run(cls, cfg: TrainConfig) -> TaskFacts:
         """Read the facts from the task (one env built and closed) and the run's config."""
         info = envs.describe_task(cfg.env.task)
+        layout = with_latency_field(info.layout) if cfg.env.latency_input else info.layout
         return cls(
             task=info.task,
-            layout=tuple((name, int(size)) for name, size in info.layout.fields),
+            layout=tuple((name, int(size)) for name, size in layout.fields),
             action_low=tuple(float(x) for x in info.action_low),
             action_high=tuple(float(x) for x in info.action_high),
             control_dt=float(info.control_dt),

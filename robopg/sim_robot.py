@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 import envs
+from envs.latency_input import LatencyInput
 from envs.tasks import SUCCESS_KEY
 
 
@@ -39,11 +40,16 @@ class SimRobot:
         randomization: str | Path = "none",
         profile: str | Path | None = None,
         observer: Callable[[SimRobot], None] | None = None,
+        latency_input: bool = False,
     ) -> None:
-        """Episode i starts from ``reset(seed=seed + i)``, so results are reproducible from ``seed``."""
+        """Episode i starts from ``reset(seed=seed + i)``, so results are reproducible from ``seed``. latency_input:
+        the observation ends with the episode's action latency in control steps (envs/latency_input.py), as the
+        driver of a robot reports it to a policy trained with ``--latency-input``."""
         self.task = task
         self.seed = seed
         self.env = envs.make_env(task, seed=seed, randomization=randomization, profile=profile)
+        if latency_input:
+            self.env = LatencyInput(self.env)
         self.layout: tuple[tuple[str, int], ...] = self.env.get_wrapper_attr("layout").fields
         self.control_dt = float(
             getattr(self.env.unwrapped, "dt", 1.0 / self.env.metadata.get("render_fps", 25))
@@ -120,8 +126,9 @@ class SimRobot:
 
 
 def robot_from_spec(arg: str, options: dict[str, str]) -> SimRobot:
-    """``--robot sim:TASK`` with ``--robot-option seed=N profile=P randomization=R`` (all optional)."""
-    known = {"seed", "profile", "randomization"}
+    """``--robot sim:TASK`` with ``--robot-option seed=N profile=P randomization=R latency_input=true`` (all
+    optional; latency_input for a policy trained with ``--latency-input``)."""
+    known = {"seed", "profile", "randomization", "latency_input"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"sim robot: unknown option(s) {unknown}; it takes {sorted(known)}")
@@ -133,4 +140,5 @@ def robot_from_spec(arg: str, options: dict[str, str]) -> SimRobot:
         seed=int(options.get("seed", 0)),
         randomization=options.get("randomization", "none"),
         profile=None if profile in (None, "none") else profile,
+        latency_input=options.get("latency_input", "false").lower() in ("1", "true", "yes"),
     )

@@ -20,7 +20,7 @@ def build_policy(cfg: TrainConfig, facts: TaskFacts, generator: torch.Generator 
     # raw observation (facts.layout) and the runtime stacks it the same way (a recurrent actor too: its memory
     # then runs on the stacked input).
     input_dim = cfg.env.obs_history * facts.obs_dim + cfg.env.action_history * facts.act_dim
-    critic_obs_dim = None if facts.privileged is None else facts.obs_dim + len(facts.privileged)
+    critic_obs_dim = None if facts.privileged is None else facts.task_obs_dim + len(facts.privileged)
     # the action history is the actor input's last columns (envs/history.py)
     critic_actions = cfg.env.action_history * facts.act_dim if cfg.policy.critic_action_history else 0
     if critic_obs_dim is not None:

@@ -13,11 +13,13 @@ import envs
 from policies_export import Controller
 from robopg.advantages import gae
 from robopg.config import AdrConfig, EnvConfig, PolicyConfig, PPOConfig, RunConfig, TrainConfig
+from robopg.evaluate import evaluate_policy
 from robopg.export import export_policy, load_trained_policy, to_onnx_bytes
 from robopg.facts import TaskFacts
 from robopg.logger import read_metrics
 from robopg.modules import build_policy
 from robopg.runners import Trainer
+from robopg.sim_robot import SimRobot
 
 PUSH = EnvConfig(task="FetchPush-v4", num_envs=4, randomization="default", reward="shaped")
 SMALL = dict(
@@ -199,3 +201,45 @@ def test_adr_manages_only_what_the_task_can_vary():
     managed = set(Trainer(cfg, "unused", progress=False).adr.limit)
     assert "joint_damping" in managed and "action_latency" in managed
     assert not {"object_mass", "object_friction", "gripper_gain"} & managed  # FetchReach has no object
+
+
+def test_latency_input_reaches_the_actor_and_leaves_the_critics_columns_in_place(one_rollout, tmp_path):
+    """--latency-input with the asymmetric critic and latency-aligned advantages: the actor's input carries the delay
+    after the task's values (then the action history); the critic's input and its latency column are unchanged."""
+    spec = tmp_path / "lat2.toml"
+    spec.write_text('[action_latency]\ndistribution = "fixed"\nvalue = 2\n')
+    env_cfg = EnvConfig(task="FetchPush-v4", num_envs=2, randomization=str(spec), action_history=2, latency_input=True)
+    policy_cfg = PolicyConfig(hidden_sizes=(32, 32), asymmetric_critic=True, latency_aligned_advantages=True)
+    cfg = TrainConfig(env=env_cfg, **{**SMALL, "policy": policy_cfg})
+    facts = TaskFacts.for_run(cfg)
+    assert facts.layout[-1] == ("action_latency_steps", 1)
+    assert facts.obs_dim == facts.task_obs_dim + 1 == 32  # FetchPush: 25 + 3 + 3 task values
+    column = facts.latency_column(cfg)
+    assert column == 31 + facts.privileged.index("action_latency")  # the noiseless observation has no such field
+    policy = build_policy(cfg, facts)
+    assert policy.obs_dim == 32 + 2 * 4 and policy.critic_obs_dim == 31 + len(facts.privileged)
+    storage = one_rollout(policy, env_cfg, steps=60, num_envs=2, seed=5, sample_seed=6, success_key=None,
+                          latency_column=column)
+    assert storage.obs[..., 31].unique().tolist() == [2.0]  # the actor is told the delay, every step
+    assert storage.critic_obs[..., column].unique().tolist() == [2.0]
+
+
+def test_a_latency_input_file_is_evaluated_with_the_delay_filled_in(tmp_path):
+    """Train (briefly) -> export -> evaluate: the file's layout names the field, and ``robopg evaluate`` builds the
+    simulated robot to report each profile's delay in it (3 under latency_3), with no fallback."""
+    spec = tmp_path / "lat03.toml"
+    spec.write_text('[action_latency]\ndistribution = "uniform"\nlow = 0\nhigh = 3\n')
+    env = EnvConfig(task="FetchReach-v4", num_envs=4, randomization=str(spec), latency_input=True)
+    cfg = TrainConfig(env=env, **{**SMALL, "run": RunConfig(total_steps=800, seed=4, checkpoint_every=0)})
+    Trainer(cfg, tmp_path / "run", progress=False).train()
+    out = export_policy(tmp_path / "run", tmp_path / "told.onnx").path
+    controller = Controller.load(out)
+    assert controller.metadata.observation_layout[-1] == ("action_latency_steps", 1)
+    seen = []
+    robot = SimRobot("FetchReach-v4", seed=0, profile="latency_3", latency_input=True,
+                     observer=lambda r: seen.append(float(r.read()[-1])))
+    robot.apply(np.zeros(4, np.float32))
+    robot.close()
+    assert seen == [3.0, 3.0]  # after the reset and after a step
+    result = evaluate_policy(out, profile="latency_3", episodes=2, seed=0)
+    assert result.episodes == 2 and result.fallbacks == 0
