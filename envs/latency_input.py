@@ -89,7 +89,7 @@ class VecLatencyInput(gym.vector.VectorWrapper):
         obs, rewards, terminated, truncated, infos = self.env.step(actions)
         done = np.flatnonzero(terminated | truncated)
         if done.size:
-            ended = self._latency(infos["final_info"]) if self._column is not None else np.zeros(self.num_envs)
+            ended = self._latency(infos["final_info"])
             final_obs = np.full(self.num_envs, None, dtype=object)
             for i in done:
                 final_obs[i] = np.append(np.asarray(infos["final_obs"][i], dtype=np.float32), np.float32(ended[i]))
