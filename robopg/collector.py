@@ -166,7 +166,10 @@ class Collector:
         storage, policy, stats, acting = self.storage, self.policy, self.stats, self.acting
         asymmetric, device = policy.asymmetric, storage.obs.device
         storage.reset()
-        storage.log_std.copy_(policy.log_std.detach())
+        if policy.state_dependent_noise:
+            policy.resample_noise(storage.num_envs, self.generator)
+        else:
+            storage.log_std.copy_(policy.log_std.detach())
         storage.first_is_start = self._next_is_start.to(device, copy=True)
         acting.begin(storage)
         obs, critic_obs = self.obs, self.critic_obs

@@ -295,6 +295,11 @@ class PolicyConfig:
     )
     rnn_hidden_size: int = option(128, "Recurrent policy: units of each LSTM/GRU layer (actor and recurrent critic).")
     rnn_layers: int = option(1, "Recurrent policy: stacked LSTM/GRU layers.")
+    sde: bool = option(
+        False, "State-dependent exploration (gSDE, robopg/modules/sde.py): the noise is the actor's last hidden "
+        "features times a matrix drawn per env at each rollout's start, so it persists over the rollout; "
+        "init_log_std then starts the log std of that matrix's entries. a2c, a3c and reinforce; feed-forward only."
+    )
 
     def __post_init__(self) -> None:
         _check(not (self.asymmetric_critic and self.shared_trunk),
@@ -313,6 +318,8 @@ class PolicyConfig:
         _check(self.rnn_hidden_size >= 1, f"rnn_hidden_size must be >= 1, got {self.rnn_hidden_size}; "
                "pass --rnn-hidden-size 128, say")
         _check(self.rnn_layers >= 1, f"rnn_layers must be >= 1, got {self.rnn_layers}; pass --rnn-layers 1")
+        _check(not (self.sde and self.recurrent is not Recurrent.NONE),
+               "--sde draws its noise from a feed-forward actor's last hidden layer; drop --sde or --recurrent")
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
         object.__setattr__(self, "activation", Activation(self.activation))
         _check(
@@ -500,6 +507,10 @@ class A2CConfig(ScheduleFields, LossWeights, GAEFields, OnPolicyConfig):
         AdvantageEstimator.NSTEP, "td (r + gamma V(x') - V(x)), nstep (bootstrapped at the rollout end) or gae."
     )
     critic_target: CriticTarget = option(CriticTarget.MC, "Critic regression target: mc (returns) or td.")
+    normalize_rewards: bool = option(
+        False, "Divide the rewards the update sees by the running std of the discounted return (SB3 VecNormalize's "
+        "reward part; robopg/modules/normalizer.py ReturnScaler); the logged returns stay raw. a2c only."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -523,6 +534,8 @@ class A3CConfig(A2CConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        _check(not self.normalize_rewards, "normalize_rewards is built for a2c (one running return per env, checkpointed "
+               "with the algorithm); a3c's workers do not have it: drop --normalize-rewards or pass --algo a2c")
 
 
 @dataclass(frozen=True)
@@ -672,6 +685,10 @@ class TrainConfig:
             )
         if self.policy.recurrent is not Recurrent.NONE:
             self._check_sequence_minibatches()
+        _check(not self.policy.sde or self.run.algo in (Algo.A2C, Algo.A3C, Algo.REINFORCE),
+               f"--sde is built for a2c, a3c and reinforce: {self.run.algo.value} measures a KL against the rollout "
+               "policy's state-independent std, which state-dependent noise does not have; drop --sde or pass "
+               "--algo a2c")
 
     def _check_sequence_minibatches(self) -> None:
         """A recurrent policy trains on whole env sequences, so a minibatch holds at least one environment."""

@@ -19,6 +19,7 @@ from robopg.advantages import gae, td_targets
 from robopg.algos.optimization import make_optimizer, optimizer_step, scheduled_learning_rate
 from robopg.config import A2CConfig, AdvantageEstimator, CriticTarget
 from robopg.modules.actor_critic import GaussianActorCritic
+from robopg.modules.normalizer import ReturnScaler
 from robopg.storage import RolloutStorage
 
 _LAMBDA = {AdvantageEstimator.TD: 0.0, AdvantageEstimator.NSTEP: 1.0}
@@ -54,18 +55,26 @@ class A2C:
         self.policy = policy
         self.cfg = cfg
         self.optimizer = make_optimizer(cfg.optimizer, list(policy.parameters()), cfg.learning_rate)
+        self.return_scaler = ReturnScaler(cfg.gamma) if cfg.normalize_rewards else None
 
     def update(self, storage: RolloutStorage, progress: float, generator: torch.Generator) -> dict[str, float]:
         """One gradient step of actor and critic on the rollout."""
         cfg = self.cfg
         lr = scheduled_learning_rate(self.optimizer, cfg.lr_schedule, cfg.learning_rate, progress)
+        if self.return_scaler is not None:
+            storage.rewards.copy_(self.return_scaler(storage.rewards, storage.dones))
         loss, metrics = actor_critic_loss(self.policy, storage, cfg)
         metrics["grad_norm"] = optimizer_step(self.optimizer, loss, cfg.max_grad_norm)
         metrics["learning_rate"] = lr
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict()}
+        state = {"optimizer": self.optimizer.state_dict()}
+        if self.return_scaler is not None:
+            state["return_scaler"] = self.return_scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.return_scaler is not None:
+            self.return_scaler.load_state_dict(state["return_scaler"])

@@ -70,6 +70,9 @@ class GaussianActorCritic(nn.Module):
 
     recurrent = False
     """Class constant: True for RecurrentActorCritic, whose collection, storage and export carry a state."""
+    state_dependent_noise = False
+    """Class constant: True for SDEActorCritic (robopg/modules/sde.py), whose std depends on the state and whose
+    noise the collector redraws at each rollout's start (``resample_noise``); ``log_std`` is then a matrix."""
 
     def __init__(
         self, obs_dim: int, act_dim: int, action_low: np.ndarray, action_high: np.ndarray, cfg: PolicyConfig,

@@ -69,3 +69,41 @@ class RunningNormalizer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., dim) raw -> (..., dim) normalised and clipped."""
         return torch.clamp((x - self.mean) / torch.sqrt(self.var + self.eps), -self.clip, self.clip)
+
+
+class ReturnScaler:
+    """Training rewards divided by the running std of the discounted return (Stable-Baselines3 VecNormalize's
+    reward part, which the RL Baselines3 Zoo's ``normalize: true`` turns on):
+
+        R_t = gamma R_{t-1} + r_t per env (R = 0 after an episode's end),   r'_t = clip(r_t / sqrt(Var[R] + eps), +-clip)
+
+    Var[R] merges every step's R over the envs (``merge_moments``). The returns the run logs stay the raw ones;
+    only what the update sees is scaled, so the critic's targets and the advantages keep a scale near 1 whatever the
+    task's reward units (``[a2c] normalize_rewards``).
+    """
+
+    def __init__(self, gamma: float, clip: float = 10.0, eps: float = 1e-8) -> None:
+        self.gamma, self.clip, self.eps = gamma, clip, eps
+        self.stats = RunningNormalizer(1)
+        self.running: torch.Tensor | None = None  # (N,) float64: each env's R so far
+
+    @torch.no_grad()
+    def __call__(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
+        """rewards, dones: (T, N) of one rollout, in order -> the scaled rewards (T, N); advances R and Var[R]."""
+        if self.running is None:
+            self.running = torch.zeros(rewards.shape[1], dtype=torch.float64)
+        out = torch.empty_like(rewards)
+        for t in range(rewards.shape[0]):
+            self.running = self.running * self.gamma + rewards[t].to(torch.float64)
+            self.stats.update(self.running[:, None])
+            scale = torch.sqrt(self.stats.var[0].to(torch.float64) + self.eps)
+            out[t] = torch.clamp(rewards[t] / scale, -self.clip, self.clip).to(rewards.dtype)
+            self.running = torch.where(dones[t].bool(), torch.zeros_like(self.running), self.running)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stats": self.stats.state_dict(), "running": self.running}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stats.load_state_dict(state["stats"])
+        self.running = state["running"]
