@@ -14,7 +14,8 @@ and the object's true position and the goal are read from the simulator after ev
 - unmoved: neither, and the object never moved more than 1 cm from where it started (not reached, or not pushed);
 - astray: the rest (moved, but never brought near the goal: pushed the wrong way or past it).
 
-Also printed: the object's displacement per control step while it is inside the threshold (percentiles), which
+Also printed: which randomised values (the episode's reset info) differ most between failed and successful
+episodes, a correlation to point `robopg evaluate --ablate` at; and the object's displacement per control step while it is inside the threshold (percentiles), which
 is what the staged reward's `settle_distance` acts on (envs/rewards.py). With --json the counts and the per-episode
 rows are written to a file.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ class Episode:
     moved: float  # the object's largest distance from its start position (m)
     drop: float  # its start height minus its final height (m)
     kind: str | None  # None for a success, else one of KINDS
+    randomization: dict[str, float] = field(default_factory=dict)  # the episode's sampled values (reset info)
 
 
 def classify(success: bool, closest: float, final: float, threshold: float, moved: float = 1.0,
@@ -73,8 +75,11 @@ def record(policy: Path, profile: str | None, randomization: str, episodes: int,
     controller = Controller.load(policy)
     task = controller.metadata.task
     traces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    sampled: dict[int, dict[str, float]] = {}
 
     def observe(robot: SimRobot) -> None:
+        if robot.episode not in sampled:  # the first call of an episode follows its reset: the reset's info
+            sampled[robot.episode] = {k: float(v) for k, v in robot.last_info.get("randomization", {}).items()}
         unwrapped = robot.env.unwrapped
         traces.setdefault(robot.episode, []).append(
             (unwrapped.data.site("object0").xpos.copy(), np.asarray(unwrapped.goal, dtype=np.float64).copy()))
@@ -98,8 +103,28 @@ def record(policy: Path, profile: str | None, randomization: str, episodes: int,
         drop = float(positions[0, 2] - positions[-1, 2])
         kind = classify(bool(success), float(distance.min()), float(distance[-1]), threshold, moved, drop)
         rows.append(Episode(i, bool(success), float(distance[0]), float(distance.min()), float(distance[-1]),
-                            moved, drop, kind))
+                            moved, drop, kind, sampled.get(i, {})))
     return rows, np.array(inside_steps)
+
+
+def attribution(rows: list[Episode]) -> list[tuple[str, float, float, float]]:
+    """Which randomised values go with failure: for each value that varied, (name, mean over the failed episodes,
+    mean over the successes, their gap in units of the value's std over all episodes), largest gap first. A
+    correlation over the episodes, not a cause: ``robopg evaluate --ablate`` removes one range at a time."""
+    failed = [r for r in rows if not r.success]
+    passed = [r for r in rows if r.success]
+    if not failed or not passed:
+        return []
+    out = []
+    for name in rows[0].randomization:
+        values = np.array([r.randomization.get(name, np.nan) for r in rows])
+        std = float(np.nanstd(values))
+        if not std > 1e-9 * max(1.0, float(np.nanmax(np.abs(values)))):  # constant up to rounding: not randomised
+            continue
+        bad = float(np.nanmean([r.randomization[name] for r in failed]))
+        good = float(np.nanmean([r.randomization[name] for r in passed]))
+        out.append((name, bad, good, (bad - good) / std))
+    return sorted(out, key=lambda item: -abs(item[3]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,6 +148,11 @@ def main(argv: list[str] | None = None) -> None:
         if row.kind is not None:
             print(f"  episode {row.index:3d} {row.kind:6s} start {row.start:.3f} m, closest {row.closest:.3f}, "
                   f"final {row.final:.3f}, moved {row.moved:.3f}, drop {row.drop:.3f}")
+    ranked = attribution(rows)
+    if ranked:
+        print("randomised values, failed against successful episodes (mean; gap in stds, largest first):")
+        for name, bad, good, gap in ranked[:6]:
+            print(f"  {name:26s} failed {bad:9.4f}  succeeded {good:9.4f}  gap {gap:+.2f}")
     if len(inside):
         pct = np.percentile(inside, [50, 75, 90, 99])
         print(f"object displacement per step inside the threshold ({len(inside)} steps): p50 / p75 / p90 / p99 "

@@ -63,3 +63,32 @@ def test_records_the_episodes_evaluate_scores(push_policy, tmp_path):
     assert '"failures"' in (tmp_path / "f.json").read_text()
     with pytest.raises(SystemExit):
         failures.main([str(tmp_path / "missing.onnx")])
+
+
+def test_attribution_ranks_the_value_that_separates_failures_by_hand():
+    def episode(i, success, latency, mass):
+        return failures.Episode(i, success, 0.2, 0.1, 0.2, 0.1, 0.0, None if success else "astray",
+                                {"action_latency": latency, "object_mass": mass, "gravity": 9.81})
+    rows = [episode(0, True, 0.0, 1.0), episode(1, True, 1.0, 3.0), episode(2, False, 3.0, 2.0),
+            episode(3, False, 3.0, 2.0)]
+    ranked = failures.attribution(rows)
+    assert [name for name, *_ in ranked] == ["action_latency", "object_mass"]  # gravity never varied: left out
+    name, bad, good, gap = ranked[0]
+    # latency: failed mean 3, succeeded 0.5, population std of (0, 1, 3, 3) = sqrt(1.6875)
+    assert (bad, good) == (3.0, 0.5) and gap == pytest.approx(2.5 / np.sqrt(1.6875))
+    assert ranked[1][3] == pytest.approx(0.0)  # mass: 2 against 2
+    assert failures.attribution(rows[:2]) == []  # no failure: nothing to compare
+
+
+def test_each_episode_carries_the_values_its_reset_sampled(push_policy):
+    from robopg.sim_robot import SimRobot
+
+    rows, _ = failures.record(push_policy, None, "sim2real", episodes=2, seed=10000)
+    for row in rows:  # episode i starts from reset(seed=10000 + i), as robopg evaluate's
+        robot = SimRobot("FetchPush-v4", seed=10000 + row.index, randomization="sim2real")
+        try:
+            expected = {k: float(v) for k, v in robot.last_info["randomization"].items()}
+        finally:
+            robot.close()
+        assert row.randomization == expected and "action_latency" in expected
+    assert rows[0].randomization != rows[1].randomization
