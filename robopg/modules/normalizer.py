@@ -89,17 +89,19 @@ class ReturnScaler:
 
     @torch.no_grad()
     def __call__(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
-        """rewards, dones: (T, N) of one rollout, in order -> the scaled rewards (T, N); advances R and Var[R]."""
+        """rewards, dones: (T, N) of one rollout, in order -> the scaled rewards (T, N) on the rewards' device;
+        advances R and Var[R] (kept on the CPU)."""
+        raw, ended = rewards.detach().cpu(), dones.detach().cpu().bool()
         if self.running is None:
-            self.running = torch.zeros(rewards.shape[1], dtype=torch.float64)
-        out = torch.empty_like(rewards)
-        for t in range(rewards.shape[0]):
-            self.running = self.running * self.gamma + rewards[t].to(torch.float64)
+            self.running = torch.zeros(raw.shape[1], dtype=torch.float64)
+        out = torch.empty_like(raw)
+        for t in range(raw.shape[0]):
+            self.running = self.running * self.gamma + raw[t].to(torch.float64)
             self.stats.update(self.running[:, None])
             scale = torch.sqrt(self.stats.var[0].to(torch.float64) + self.eps)
-            out[t] = torch.clamp(rewards[t] / scale, -self.clip, self.clip).to(rewards.dtype)
-            self.running = torch.where(dones[t].bool(), torch.zeros_like(self.running), self.running)
-        return out
+            out[t] = torch.clamp(raw[t] / scale, -self.clip, self.clip).to(raw.dtype)
+            self.running = torch.where(ended[t], torch.zeros_like(self.running), self.running)
+        return out.to(rewards.device)
 
     def state_dict(self) -> dict[str, Any]:
         return {"stats": self.stats.state_dict(), "running": self.running}
