@@ -24,6 +24,12 @@ LATENCY_FIELD = "action_latency_steps"
 LATENCY_PARAMETER = "action_latency"  # the randomisation spec's parameter (envs/randomization.py)
 
 
+def told_latency(layout) -> bool:
+    """Whether a policy's observation layout (``(name, size)`` pairs, an exported file's ``observation_layout``)
+    names the latency field: the policy was trained with ``--latency-input``, so its robot must fill it in."""
+    return LATENCY_FIELD in dict(layout)
+
+
 def with_latency_field(layout: ObservationLayout) -> ObservationLayout:
     """``layout`` with the latency field appended (its last value)."""
     return ObservationLayout((*layout.fields, (LATENCY_FIELD, 1)))

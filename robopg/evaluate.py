@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import envs
-from envs.latency_input import LATENCY_FIELD
+from envs.latency_input import told_latency
 from envs.randomization import PAIRS, RandomizationSpec, load_spec
 from policies_export import Controller
 from policies_export.loop import LoopConfig, run_loop
@@ -76,9 +76,8 @@ def evaluate_policy(
     with ExitStack() as closing:  # the robot first, then the recorder (which finishes the file)
         if recorder is not None:
             closing.callback(recorder.close)
-        told_latency = LATENCY_FIELD in dict(controller.metadata.observation_layout)  # trained with --latency-input
         robot = SimRobot(task, seed=seed, randomization=randomization, profile=profile, observer=recorder,
-                         latency_input=told_latency)
+                         latency_input=told_latency(controller.metadata.observation_layout))
         closing.callback(robot.close)
         if robot.obs_dim != controller.obs_dim:
             raise ValueError(

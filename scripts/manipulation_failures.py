@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.latency_input import LATENCY_FIELD
+from envs.latency_input import told_latency
 from policies_export.loop import LoopConfig, run_loop
 from policies_export.runtime import Controller
 from robopg.sim_robot import SimRobot
@@ -85,7 +85,7 @@ def record(policy: Path, profile: str | None, randomization: str, episodes: int,
             (unwrapped.data.site("object0").xpos.copy(), np.asarray(unwrapped.goal, dtype=np.float64).copy()))
 
     robot = SimRobot(task, seed=seed, randomization=randomization, profile=profile, observer=observe,
-                     latency_input=LATENCY_FIELD in dict(controller.metadata.observation_layout))
+                     latency_input=told_latency(controller.metadata.observation_layout))
     threshold = float(robot.env.unwrapped.distance_threshold)  # gymnasium-robotics' own success radius
     try:
         result = run_loop(controller, robot, LoopConfig(max_episodes=episodes))

@@ -75,3 +75,12 @@ def test_the_field_is_the_delay_the_gripper_shows(profile, delay):
     assert all(abs(m) < 2e-3 for m in moved[:delay]), moved  # the neutral commands still in the pipeline
     assert moved[delay] > 5e-3, moved  # then the first +x command
     env.close()
+
+
+def test_told_latency_reads_the_layout():
+    from envs.latency_input import LATENCY_FIELD, told_latency
+
+    plain = (("observation", 25), ("achieved_goal", 3), ("desired_goal", 3))
+    assert not told_latency(plain)
+    assert told_latency((*plain, (LATENCY_FIELD, 1)))
+    assert told_latency([list(pair) for pair in (*plain, (LATENCY_FIELD, 1))])  # JSON metadata gives lists
